@@ -1,0 +1,52 @@
+// Package store is cfimgsync's local index: one bbolt file that remembers, per watched folder,
+// which file was uploaded under which image ID (a [Record] per relative path), a write-ahead
+// journal of remote calls in flight (an [Intent] per call) and the folder's identity ([Meta]).
+//
+// # Layout
+//
+// The file holds two top-level buckets:
+//
+//	cfimgsync            schema → big-endian uint32 schema version (checked by Open)
+//	folders
+//	  <folder name>      meta → JSON-encoded Meta
+//	    files            <relative path> → encoded Record (the path is the key, not repeated)
+//	    intents          <big-endian uint64 id> → encoded Intent
+//
+// Records and intents use a compact binary encoding: a version byte, then fields as varints and
+// length-prefixed strings; a lowercase hex SHA-256 is stored as its 32 raw bytes. A typical
+// record costs about 100 bytes of value (JSON would cost about three times as much; see
+// BenchmarkPutManyForEach and TestRecordEncodingSize).
+//
+// # Transactions
+//
+// No *bolt.Tx leaves this package: every exported method opens, uses and ends its own
+// transaction, and copies every byte it returns out of the memory map before the transaction
+// ends. The API is shaped so that a transaction cannot be held across a network call: there is
+// no Begin/Commit, and the only callbacks ([Folder.ForEach], [Folder.ForEachUnder]) run inside a
+// read transaction and must not do network I/O nor call back into the Store (a write from inside
+// a read transaction on the same goroutine can deadlock bbolt when the file needs to grow).
+// Collect what you need in the callback and act after it returns.
+//
+// Writes go through bolt's Update, one transaction per call; the syncer loop is the single
+// writer. Batch is not used: a single writer gains nothing from it and would pay its delay.
+//
+// # Crash safety
+//
+// Before a remote call the syncer records an Intent ([Folder.AddIntent]); after the call it
+// calls [Folder.Settle], which removes the intent and writes (or deletes) the file record in
+// one transaction. Intents still present at start-up are calls whose outcome is unknown; the
+// syncer resolves them (DESIGN.md §4).
+//
+// # Locking
+//
+// bbolt takes flock on the file: an exclusive lock for a read-write Open and a shared lock for
+// a read-only Open. The lock belongs to the open file, so a second Open of the same file fails
+// even inside the same process. A read-only Open therefore also fails while the daemon has the
+// file open; CLI commands must ask the daemon instead of opening its index.
+//
+// # Damage
+//
+// A file that is empty, truncated, not a bbolt file, a bbolt file of another program, or whose
+// records do not decode is reported as [ErrCorrupt] (bbolt panics and memory faults during
+// Open are recovered). The cure is `cfimgsync reindex`.
+package store

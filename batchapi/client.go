@@ -146,8 +146,8 @@ func (c *Client) Upload(ctx context.Context, req UploadRequest) (Image, error) {
 
 // Get returns one image's record. A missing image gives an error for which IsNotFound holds.
 func (c *Client) Get(ctx context.Context, id string) (Image, error) {
-	if id == "" {
-		return Image{}, fmt.Errorf("batchapi: get: %w", &localError{errors.New("empty image ID")})
+	if err := checkID(id); err != nil {
+		return Image{}, fmt.Errorf("batchapi: get: %w", err)
 	}
 	var w wireImage
 	err := c.do(ctx, &request{op: opGet, id: id, method: http.MethodGet, path: imagePath(id), replayable: true, out: &w})
@@ -160,8 +160,8 @@ func (c *Client) Get(ctx context.Context, id string) (Image, error) {
 // Update changes an image's metadata, signed-URL requirement or creator. Content cannot be
 // changed: delete and upload again.
 func (c *Client) Update(ctx context.Context, id string, req UpdateRequest) (Image, error) {
-	if id == "" {
-		return Image{}, fmt.Errorf("batchapi: update: %w", &localError{errors.New("empty image ID")})
+	if err := checkID(id); err != nil {
+		return Image{}, fmt.Errorf("batchapi: update: %w", err)
 	}
 	p := wirePatch{RequireSignedURLs: req.RequireSignedURLs, Creator: req.Creator}
 	if req.Metadata != nil {
@@ -186,8 +186,8 @@ func (c *Client) Update(ctx context.Context, id string, req UpdateRequest) (Imag
 // Delete removes an image. A missing image gives an error for which IsNotFound holds, which
 // callers normally count as done (a retried delete whose first answer was lost ends that way).
 func (c *Client) Delete(ctx context.Context, id string) error {
-	if id == "" {
-		return fmt.Errorf("batchapi: delete: %w", &localError{errors.New("empty image ID")})
+	if err := checkID(id); err != nil {
+		return fmt.Errorf("batchapi: delete: %w", err)
 	}
 	return c.do(ctx, &request{op: opDelete, id: id, method: http.MethodDelete, path: imagePath(id), replayable: true})
 }
@@ -251,6 +251,18 @@ func (c *Client) DirectUpload(ctx context.Context, req DirectUploadRequest) (Dir
 
 // imagePath puts the ID in the path as ONE segment: "a/b.png" becomes "a%2Fb.png".
 func imagePath(id string) string { return "/images/v1/" + url.PathEscape(id) }
+
+// checkID refuses IDs that cannot be a path segment: "" would address the collection, and
+// "." or ".." would be resolved away by any server or proxy that normalises paths.
+func checkID(id string) error {
+	switch id {
+	case "":
+		return &localError{errors.New("empty image ID")}
+	case ".", "..":
+		return &localError{fmt.Errorf("image ID %q cannot be sent as a path segment", id)}
+	}
+	return nil
+}
 
 type request struct {
 	op     op

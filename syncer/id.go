@@ -1,0 +1,160 @@
+package syncer
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// maxIDLen is the API's limit on a custom ID, in characters.
+const maxIDLen = 1024
+
+// IDScheme maps a local file to the image ID it is published under. The scheme also decides
+// how a content change is applied: a scheme whose ID does not depend on the content must
+// delete and re-upload under the same ID (the API cannot replace bytes in place), while one
+// whose ID changes with the content can upload the new image before deleting the old one.
+//
+// Implementations are pure and safe for concurrent use.
+type IDScheme interface {
+	// Name is the scheme's name as recorded in the index meta ("path", "versioned", "auto").
+	Name() string
+	// ID returns the image ID for the slash-separated relative path rel whose content has
+	// the hex SHA-256 sum. An error means the file can never be published under this scheme
+	// (a permanent per-file error naming the rule); it is never sent. An empty ID with a nil
+	// error means the API generates the ID.
+	ID(rel, sum string) (string, error)
+	// StableID reports whether ID ignores the content, so a changed file keeps its ID and
+	// must be replaced by delete-then-upload.
+	StableID() bool
+}
+
+// NewIDScheme returns the scheme called name with the given ID prefix.
+func NewIDScheme(name, prefix string) (IDScheme, error) {
+	switch name {
+	case "", "path":
+		if err := checkPrefix(prefix); err != nil {
+			return nil, err
+		}
+		return pathScheme{prefix: prefix}, nil
+	case "versioned", "auto":
+		return nil, fmt.Errorf("id scheme %q is not implemented yet; use \"path\"", name)
+	default:
+		return nil, fmt.Errorf("unknown id scheme %q (want \"path\")", name)
+	}
+}
+
+func checkPrefix(prefix string) error {
+	switch {
+	case !utf8.ValidString(prefix):
+		return errors.New("id prefix is not valid UTF-8")
+	case strings.HasPrefix(prefix, "/"):
+		return fmt.Errorf("id prefix %q must not start with \"/\"", prefix)
+	case strings.Contains(prefix, "//"):
+		return fmt.Errorf("id prefix %q must not contain \"//\"", prefix)
+	}
+	return nil
+}
+
+// pathScheme publishes a file under prefix + its relative path in Unicode NFC, so the same
+// name typed on macOS (NFD) and Linux (NFC) is one image.
+type pathScheme struct{ prefix string }
+
+func (pathScheme) Name() string   { return "path" }
+func (pathScheme) StableID() bool { return true }
+
+func (s pathScheme) ID(rel, _ string) (string, error) {
+	if !utf8.ValidString(rel) {
+		return "", &IDError{Rule: "invalid UTF-8 in the path"}
+	}
+	id := s.prefix + norm.NFC.String(rel)
+	return id, validateID(id)
+}
+
+// IDError says why a path cannot be a custom image ID.
+type IDError struct {
+	Rule string
+}
+
+func (e *IDError) Error() string { return "cannot be an image ID: " + e.Rule }
+
+var uuidShape = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+
+// imageExts are the extensions the API accepts on a custom ID; any other extension is
+// refused with code 5411, so we refuse it before sending.
+var imageExts = map[string]bool{
+	".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".webp": true,
+	".svg": true, ".heic": true, ".heif": true, ".avif": true,
+}
+
+// validateID applies the API's custom-ID rules (see cloudflare-images-api.md §3.2, §5).
+func validateID(id string) error {
+	switch {
+	case id == "":
+		return &IDError{Rule: "empty ID"}
+	case !utf8.ValidString(id):
+		return &IDError{Rule: "invalid UTF-8"}
+	case utf8.RuneCountInString(id) > maxIDLen:
+		return &IDError{Rule: fmt.Sprintf("longer than %d characters (%d)", maxIDLen, utf8.RuneCountInString(id))}
+	case strings.HasPrefix(id, "/"):
+		return &IDError{Rule: "starts with \"/\""}
+	case strings.HasSuffix(id, "/"):
+		return &IDError{Rule: "ends with \"/\""}
+	case uuidShape.MatchString(id):
+		return &IDError{Rule: "shaped like a UUID, which the API reserves for generated IDs"}
+	}
+	if ext := path.Ext(id); ext != "" && !imageExts[strings.ToLower(ext)] {
+		return &IDError{Rule: fmt.Sprintf("extension %q is not an image extension (jpg, jpeg, png, gif, webp, svg, heic, heif, avif)", ext)}
+	}
+	return nil
+}
+
+// DeliveryURL returns the URL serving variant of image id under base (for example
+// "https://imagedelivery.net/<account-hash>"). Each segment of the ID is percent-encoded on
+// its own so "/" stays a separator while "%", "?", "#", spaces and non-ASCII letters cannot
+// change the URL's meaning.
+func DeliveryURL(base, id, variant string) string {
+	return strings.TrimSuffix(base, "/") + "/" + escapeID(id) + "/" + url.PathEscape(variant)
+}
+
+func escapeID(id string) string {
+	segs := strings.Split(id, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+// deliveryBase learns the delivery base and variant name from one variants URL of the image
+// id. The API puts custom IDs into these URLs unencoded, but an implementation may encode
+// them, so both spellings are tried before falling back to the first path segment (the
+// account hash on imagedelivery.net).
+func deliveryBase(variantURL, id string) (base, variant string, ok bool) {
+	i := strings.LastIndex(variantURL, "/")
+	if i <= 0 || i == len(variantURL)-1 {
+		return "", "", false
+	}
+	head, variant := variantURL[:i], variantURL[i+1:]
+	if v, err := url.PathUnescape(variant); err == nil {
+		variant = v
+	}
+	for _, spelled := range []string{id, escapeID(id), url.PathEscape(id)} {
+		if strings.HasSuffix(head, "/"+spelled) {
+			return strings.TrimSuffix(head, "/"+spelled), variant, true
+		}
+	}
+	u, err := url.Parse(variantURL)
+	if err != nil || u.Host == "" {
+		return "", "", false
+	}
+	segs := strings.SplitN(strings.TrimPrefix(u.EscapedPath(), "/"), "/", 2)
+	if len(segs) < 2 || segs[0] == "" {
+		return "", "", false
+	}
+	return u.Scheme + "://" + u.Host + "/" + segs[0], variant, true
+}

@@ -1,0 +1,175 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cfimgsync/cfimgsync/batchapi"
+	"github.com/cfimgsync/cfimgsync/store"
+)
+
+// maxFollowUps bounds the extra rounds SyncOnce spends on files that changed while they
+// were read or uploaded; a file still changing after them is left to the next run.
+const maxFollowUps = 3
+
+// passResult is one pass's outcome, beyond the summary, for the caller's scheduling.
+type passResult struct {
+	Summary
+	// requeue are paths to look at again soon: they changed while being read or uploaded.
+	requeue []string
+	// transient are paths whose remote call failed transiently.
+	transient []string
+}
+
+// SyncOnce does one full reconcile of the folder: it settles calls left over from a crash,
+// scans the whole tree and makes the remote side match it. Per-file failures are in the
+// summary, not the error. The error is ErrIdentityChanged, ErrFolderUnavailable,
+// ErrDeleteGuard (the rest of the pass was done), an authentication error from the API
+// (batchapi.IsAuth), an index error, or the context's.
+func (s *Syncer) SyncOnce(ctx context.Context) (Summary, error) {
+	if err := s.prepare(true); err != nil {
+		return Summary{}, err
+	}
+	if err := s.recoverIntents(ctx); err != nil {
+		return Summary{}, err
+	}
+	res, err := s.pass(ctx, fullScope())
+	sum := res.Summary
+	for i := 0; i < maxFollowUps && err == nil && len(res.requeue) > 0; i++ {
+		res, err = s.pass(ctx, hintScope(res.requeue))
+		sum.add(res.Summary)
+	}
+	s.emit(Event{Kind: EventDone, Bytes: sum.Bytes, Err: err})
+	return sum, err
+}
+
+// Plan is the dry run of SyncOnce: it scans and plans without writing to the index or
+// making any write call, and reports what SyncOnce would do. A tripped delete guard or an
+// unavailable folder is reported in Plan.Guard, not as the error.
+func (s *Syncer) Plan(ctx context.Context) (Plan, error) {
+	if err := s.prepare(false); err != nil {
+		return Plan{}, err
+	}
+	p, err := s.plan(ctx, fullScope())
+	if err != nil {
+		return Plan{}, err
+	}
+	return p, nil
+}
+
+// plan scans the scope and plans it, with the delete guard evaluated.
+func (s *Syncer) plan(ctx context.Context, sc scope) (Plan, error) {
+	if err := s.checkFolder(); err != nil {
+		if errors.Is(err, ErrFolderUnavailable) {
+			return Plan{Guard: err}, nil
+		}
+		return Plan{}, err
+	}
+	index, err := s.loadIndex(sc)
+	if err != nil {
+		return Plan{}, err
+	}
+	sn := &scanner{
+		root:    s.cfg.Root,
+		ignore:  s.cfg.Ignore.Match,
+		scheme:  s.scheme,
+		limits:  s.cfg.Limits,
+		index:   index,
+		workers: min(s.cfg.Concurrency, 4),
+		onRead:  func(string) { s.reads.Add(1) },
+		event:   s.cfg.Progress,
+	}
+	scanned, err := sn.scan(ctx, sc)
+	if err != nil {
+		return Plan{}, err
+	}
+	p := makePlan(planInput{
+		scheme: s.scheme,
+		files:  scanned.Files,
+		index:  index,
+		unseen: scanned.Unseen,
+		keep:   s.cfg.DeleteMode == DeleteKeep,
+		static: s.cfg.StaticMetadata,
+	})
+	p.ScanErrors = scanned.Errors
+	if p.Deletes > 0 {
+		n, err := s.idx.Len()
+		if err != nil {
+			return Plan{}, err
+		}
+		p.DeleteLimit = deleteLimit(s.cfg.MaxDelete, n)
+		s.mu.Lock()
+		approved := s.meta.DeletesApproved
+		s.mu.Unlock()
+		p.Guard = checkDeleteGuard(p.Deletes, p.DeleteLimit, approved)
+	}
+	return p, nil
+}
+
+// checkDeleteGuard refuses n deletes over limit unless the operator approved at least n.
+func checkDeleteGuard(n, limit, approved int) error {
+	if n <= limit || approved >= n {
+		return nil
+	}
+	return fmt.Errorf("%w: this pass would delete %d images, over the limit of %d; nothing was deleted. "+
+		"If the files were removed on purpose, run `cfimgsync approve-deletes` (or raise max_delete)",
+		ErrDeleteGuard, n, limit)
+}
+
+// loadIndex reads the records in scope.
+func (s *Syncer) loadIndex(sc scope) (map[string]store.Record, error) {
+	index := make(map[string]store.Record)
+	add := func(r store.Record) error {
+		index[r.Path] = r
+		return nil
+	}
+	if sc.all {
+		if err := s.idx.ForEach(add); err != nil {
+			return nil, err
+		}
+		return index, nil
+	}
+	for _, p := range sc.paths {
+		if err := s.idx.ForEachUnder(p, add); err != nil {
+			return nil, err
+		}
+	}
+	return index, nil
+}
+
+// pass reconciles one scope: scan, plan, execute.
+func (s *Syncer) pass(ctx context.Context, sc scope) (passResult, error) {
+	p, err := s.plan(ctx, sc)
+	if err != nil {
+		return passResult{}, err
+	}
+	if errors.Is(p.Guard, ErrFolderUnavailable) {
+		return passResult{}, p.Guard
+	}
+	res, err := s.execute(ctx, &p)
+	if err == nil && p.Guard != nil {
+		err = p.Guard
+	}
+	return res, err
+}
+
+// maxRetryDelay returns the backoff before the attempt-th retry of a transient failure.
+func retryDelay(initial time.Duration, attempt int) time.Duration {
+	d := initial
+	for i := 1; i < attempt && d < maxRetryBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxRetryBackoff)
+}
+
+// classify maps a remote error to a record error class.
+func classify(err error) string {
+	switch {
+	case batchapi.IsTransient(err):
+		return classTransient
+	default:
+		return classPermanent
+	}
+}

@@ -1,0 +1,27 @@
+package syncer
+
+import (
+	"errors"
+	"io/fs"
+	"syscall"
+)
+
+// sysStat extracts what the index compares beyond size and mtime: the change time (which
+// moves on writes that restore the mtime, chmod and renames), the inode (which moves on an
+// editor's write-then-rename save) and the device (for the delete guard).
+func sysStat(fi fs.FileInfo) (ctime int64, inode, dev uint64) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, 0
+	}
+	return st.Ctim.Nano(), st.Ino, uint64(st.Dev) //nolint:unconvert // Dev's type varies by arch
+}
+
+// openFlags keep a file swapped for a symlink or a FIFO between the Lstat and the open from
+// being followed or from blocking the scan.
+const openFlags = syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+
+// writable reports whether this process may create files in dir.
+func writable(dir string) bool { return syscall.Access(dir, 2 /* W_OK */) == nil }
+
+func isReadOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }

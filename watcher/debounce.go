@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -28,7 +27,7 @@ type aggregator struct {
 	maxPending      int
 
 	pending map[string]*pendingPath
-	under   map[string]int // directory → number of pending paths strictly below it
+	below   map[string]map[string]struct{} // directory → the pending paths strictly below it
 	due     dueHeap
 	gen     uint64
 
@@ -60,7 +59,7 @@ func newAggregator(settle, maxWait time.Duration, maxPending int) *aggregator {
 		maxWait:    maxWait,
 		maxPending: maxPending,
 		pending:    make(map[string]*pendingPath),
-		under:      make(map[string]int),
+		below:      make(map[string]map[string]struct{}),
 		ready:      make(map[string]struct{}),
 	}
 }
@@ -81,23 +80,25 @@ func (a *aggregator) add(rel string, now time.Time) (overflowed bool) {
 		return false
 	}
 	p := &pendingPath{first: now, last: now}
-	if a.under[rel] > 0 {
-		// A directory arrives after paths below it: it replaces them, and inherits the
-		// earliest first-event time so their maximum wait still holds.
-		prefix := rel + "/"
-		for q, qp := range a.pending {
-			if strings.HasPrefix(q, prefix) {
-				if qp.first.Before(p.first) {
-					p.first = qp.first
-				}
-				a.removePending(q)
-			}
+	// A directory that arrives after paths below it replaces them, and inherits the
+	// earliest first-event time so their maximum wait still holds.
+	for q := range a.below[rel] {
+		if qp := a.pending[q]; qp.first.Before(p.first) {
+			p.first = qp.first
 		}
+		a.removePending(q) // deleting from the set being ranged over is allowed
 	}
 	a.gen++
 	p.gen = a.gen
 	a.pending[rel] = p
-	forEachAncestor(rel, func(dir string) { a.under[dir]++ })
+	forEachAncestor(rel, func(dir string) {
+		set := a.below[dir]
+		if set == nil {
+			set = make(map[string]struct{})
+			a.below[dir] = set
+		}
+		set[rel] = struct{}{}
+	})
 	heap.Push(&a.due, dueItem{at: a.dueAt(p), rel: rel, gen: p.gen})
 
 	if len(a.pending)+len(a.ready) > a.maxPending {
@@ -111,7 +112,7 @@ func (a *aggregator) add(rel string, now time.Time) (overflowed bool) {
 // addRescan replaces everything held with a single rescan.
 func (a *aggregator) addRescan() {
 	clear(a.pending)
-	clear(a.under)
+	clear(a.below)
 	clear(a.ready)
 	a.due = a.due[:0]
 	a.rescan = true
@@ -190,8 +191,10 @@ func (a *aggregator) sent() {
 func (a *aggregator) removePending(rel string) {
 	delete(a.pending, rel)
 	forEachAncestor(rel, func(dir string) {
-		if a.under[dir]--; a.under[dir] <= 0 {
-			delete(a.under, dir)
+		set := a.below[dir]
+		delete(set, rel)
+		if len(set) == 0 {
+			delete(a.below, dir)
 		}
 	})
 }

@@ -4,12 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -207,6 +207,9 @@ func openBolt(path string, readOnly bool, timeout time.Duration) (db *bolt.DB, e
 	defer func() {
 		if p := recover(); p != nil {
 			if file != nil {
+				// The memory map bbolt made is leaked (we cannot reach it); the
+				// descriptor and the lock are not.
+				unlockFile(file)
 				_ = file.Close()
 			}
 			db, err = nil, fmt.Errorf("%w: bbolt: %v", ErrCorrupt, p)
@@ -218,13 +221,16 @@ func openBolt(path string, readOnly bool, timeout time.Duration) (db *bolt.DB, e
 		return db, nil
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, ErrLocked
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
-		errors.Is(err, berrors.ErrChecksum), errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	default:
+	}
+	// What the operating system refused (permissions, mmap limits, I/O errors) is not
+	// damage; everything bbolt itself complains about ("invalid database", "checksum
+	// error", "file size too small" ...) is.
+	var pathErr *fs.PathError
+	var errno syscall.Errno
+	if errors.As(err, &pathErr) || errors.As(err, &errno) {
 		return nil, err
 	}
+	return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 }
 
 // validate runs the checks that make a file ours: not truncated, our schema key, a known

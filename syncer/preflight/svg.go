@@ -93,7 +93,7 @@ func checkSVG(src *source, head []byte) (Info, error) {
 				done = true
 			}
 		case xml.CharData:
-			if stack == nil && len(bytes.TrimSpace(t)) > 0 {
+			if len(stack) == 0 && len(bytes.TrimSpace(t)) > 0 {
 				if done {
 					return Info{}, corrupt(SVG, "text after the end of the root element")
 				}

@@ -131,30 +131,29 @@ func escapeID(id string) string {
 }
 
 // deliveryBase learns the delivery base and variant name from one variants URL of the image
-// id. The API puts custom IDs into these URLs unencoded, but an implementation may encode
-// them, so both spellings are tried before falling back to the first path segment (the
-// account hash on imagedelivery.net).
+// id. The API puts custom IDs into these URLs unencoded, but an implementation may escape
+// them, so the ID's segments are matched after unescaping.
 func deliveryBase(variantURL, id string) (base, variant string, ok bool) {
-	i := strings.LastIndex(variantURL, "/")
-	if i <= 0 || i == len(variantURL)-1 {
-		return "", "", false
-	}
-	head, variant := variantURL[:i], variantURL[i+1:]
-	if v, err := url.PathUnescape(variant); err == nil {
-		variant = v
-	}
-	for _, spelled := range []string{id, escapeID(id), url.PathEscape(id)} {
-		if strings.HasSuffix(head, "/"+spelled) {
-			return strings.TrimSuffix(head, "/"+spelled), variant, true
-		}
-	}
 	u, err := url.Parse(variantURL)
 	if err != nil || u.Host == "" {
 		return "", "", false
 	}
-	segs := strings.SplitN(strings.TrimPrefix(u.EscapedPath(), "/"), "/", 2)
-	if len(segs) < 2 || segs[0] == "" {
+	segs := strings.Split(u.EscapedPath(), "/")
+	idSegs := strings.Split(id, "/")
+	// segs: "", base segments..., id segments..., variant; the base keeps at least one
+	// segment (the account hash).
+	n := len(segs) - len(idSegs) - 1
+	if n < 2 {
 		return "", "", false
 	}
-	return u.Scheme + "://" + u.Host + "/" + segs[0], variant, true
+	for i, want := range idSegs {
+		if got, err := url.PathUnescape(segs[n+i]); err != nil || got != want {
+			return "", "", false
+		}
+	}
+	variant, err = url.PathUnescape(segs[len(segs)-1])
+	if err != nil || variant == "" {
+		return "", "", false
+	}
+	return u.Scheme + "://" + u.Host + strings.Join(segs[:n], "/"), variant, true
 }

@@ -204,7 +204,9 @@ func makePlan(in planInput) Plan {
 	slices.SortFunc(gone, func(a, b store.Record) int { return cmp.Compare(a.Path, b.Path) })
 	bySum := make(map[string][]store.Record)
 	for _, rec := range gone {
-		if rec.ImageID != "" && rec.SHA256 != "" && rec.State != store.StatePending {
+		// In keep mode nothing is deleted remotely, so a rename is an upload and the old
+		// image simply stays.
+		if !in.keep && rec.ImageID != "" && rec.SHA256 != "" && rec.State != store.StatePending {
 			bySum[rec.SHA256] = append(bySum[rec.SHA256], rec)
 		}
 	}

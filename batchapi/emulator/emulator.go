@@ -47,8 +47,9 @@ type Emulator struct {
 	log     *slog.Logger
 	signKey []byte
 
-	mu     sync.RWMutex // guards images and seq
+	mu     sync.RWMutex // guards images, stored and seq
 	images map[string]*record
+	stored int // images that are not drafts
 	seq    uint64
 
 	ctl       sync.Mutex // guards everything below
@@ -107,6 +108,7 @@ func New(opts Options) *Emulator {
 // both locks (Reset).
 func (e *Emulator) resetLocked() {
 	e.images = make(map[string]*record)
+	e.stored = 0
 	e.tokens = make(map[string]*batchToken)
 	e.windows = make(map[string]*globalWindow)
 	e.calls = make(map[string]int)

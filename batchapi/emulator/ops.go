@@ -100,26 +100,36 @@ func (e *Emulator) insert(rec *record) *response {
 			rec.id = generateID()
 		}
 	}
-	if !rec.draft && e.countLocked() >= e.opts.ImageQuota {
+	if !rec.draft && e.stored >= e.opts.ImageQuota {
 		resp := errResponse(http.StatusForbidden, codeQuota,
 			fmt.Sprintf("The given account has reached a service limit (%d). Upgrade your plan to store more images.", e.opts.ImageQuota))
 		return &resp
 	}
 	e.seq++
 	rec.seq, rec.uploaded = e.seq, now
-	e.images[rec.id] = rec
+	e.putLocked(rec)
 	return nil
 }
 
-// countLocked is the number of stored (non-draft) images.
-func (e *Emulator) countLocked() int {
-	n := 0
-	for _, r := range e.images {
-		if !r.draft {
-			n++
-		}
+// putLocked stores rec, replacing any record under its ID, and keeps the count of
+// stored (non-draft) images.
+func (e *Emulator) putLocked(rec *record) {
+	if old := e.images[rec.id]; old != nil && !old.draft {
+		e.stored--
 	}
-	return n
+	if !rec.draft {
+		e.stored++
+	}
+	e.images[rec.id] = rec
+}
+
+func (e *Emulator) removeLocked(id string) {
+	if old := e.images[id]; old != nil {
+		if !old.draft {
+			e.stored--
+		}
+		delete(e.images, id)
+	}
 }
 
 func (e *Emulator) expiredDraft(r *record, now time.Time) bool {
@@ -212,7 +222,7 @@ func (e *Emulator) delete(id string) response {
 	e.mu.Lock()
 	rec := e.lookupLocked(id)
 	if rec != nil {
-		delete(e.images, id)
+		e.removeLocked(id)
 	}
 	e.mu.Unlock()
 	if rec == nil {
@@ -290,7 +300,7 @@ func (e *Emulator) update(r *http.Request, id string) response {
 	if setCreator {
 		n.creator = creator
 	}
-	e.images[id] = &n
+	e.putLocked(&n)
 	return okResponse(e.wire(r, &n))
 }
 
@@ -483,7 +493,7 @@ func (e *Emulator) signToken(exp time.Time) string {
 func (e *Emulator) stats() response {
 	var s wireStats
 	e.mu.RLock()
-	s.Count.Current = e.countLocked()
+	s.Count.Current = e.stored
 	e.mu.RUnlock()
 	s.Count.Allowed = e.opts.ImageQuota
 	return okResponse(s)
@@ -567,7 +577,7 @@ func (e *Emulator) fillDraft(r *http.Request, id string) response {
 	rec.meta, rec.creator, rec.requireSigned = cur.meta, cur.creator, cur.requireSigned
 	e.seq++
 	rec.seq, rec.uploaded = e.seq, now
-	e.images[id] = rec
+	e.putLocked(rec)
 	return okResponse(e.wire(r, rec))
 }
 

@@ -282,29 +282,29 @@ func TestAggregatorHeapStaysSmall(t *testing.T) {
 	now := time.Unix(0, 0)
 	// Build deep chains where each directory folds the paths below it: the folded entries
 	// leave stale heap items, which must not pile up.
-	for i := range 10_000 {
+	for i := range 2_000 {
 		dir := fmt.Sprintf("d%d", i)
 		a.add(dir+"/x/y/z.jpg", now)
 		a.add(dir+"/x/y", now)
 		a.add(dir+"/x", now)
 		a.add(dir, now)
 	}
-	if len(a.pending) != 10_000 {
-		t.Fatalf("pending = %d, want 10000", len(a.pending))
+	if len(a.pending) != 2_000 {
+		t.Fatalf("pending = %d, want 2000", len(a.pending))
 	}
 	if len(a.due) > 4*len(a.pending)+64 {
 		t.Fatalf("heap holds %d items for %d pending paths", len(a.due), len(a.pending))
 	}
 	a.advance(now.Add(testSettle))
 	b, ok := a.outgoing()
-	if !ok || len(b.Paths) != 10_000 || len(a.below) != 0 {
+	if !ok || len(b.Paths) != 2_000 || len(a.below) != 0 {
 		t.Fatalf("after settle: %d paths, ok=%v, below=%d", len(b.Paths), ok, len(a.below))
 	}
 }
 
 func BenchmarkAggregatorAdd(b *testing.B) {
 	a := newAggregator(testSettle, testMaxWait, 1<<30)
-	paths := make([]string, 10_000)
+	paths := make([]string, 2_000)
 	for i := range paths {
 		paths[i] = fmt.Sprintf("shop/dir%d/file%d.jpg", i%100, i)
 	}

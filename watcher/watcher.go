@@ -54,6 +54,10 @@ type Watcher struct {
 	root string // absolute, cleaned, OS separators
 	opts Options
 	log  *slog.Logger
+
+	// addHook, if set, runs before every fsnotify Add and can fail it: tests use it to
+	// stand in for limits they cannot reach on a shared machine.
+	addHook func(abs string) error
 }
 
 // New validates root and opts. It starts nothing.
@@ -132,7 +136,16 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Batch) error {
 	}()
 	defer func() { <-done }() // after cancel (defers run last-in, first-out)
 
-	t := newTree(w, fw.Add, fw.Remove)
+	add := fw.Add
+	if w.addHook != nil {
+		add = func(abs string) error {
+			if err := w.addHook(abs); err != nil {
+				return err
+			}
+			return fw.Add(abs)
+		}
+	}
+	t := newTree(w, add, fw.Remove)
 	t.emit = func(c change) bool {
 		select {
 		case changes <- c:

@@ -419,8 +419,8 @@ func TestIgnored(t *testing.T) {
 	ignored := []string{
 		"layers.psd", "shop/layers.psd", // user: base name
 		"drafts/new.jpg", "drafts/old.jpg", // user: in an ignored directory that existed
-		"shop/raw/a.jpg",                    // user: path pattern
-		".git/HEAD", ".git/objects/x",       // default: hidden directory
+		"shop/raw/a.jpg",              // user: path pattern
+		".git/HEAD", ".git/objects/x", // default: hidden directory
 		".hidden.jpg", "shop/.DS_Store", "Thumbs.db", "shop/desktop.ini",
 		"a.jpg.swp", "a.jpg~", "#a.jpg#", "a.crdownload", ".cfimgsync-folder",
 	}

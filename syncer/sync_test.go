@@ -1,0 +1,304 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cfimgsync/cfimgsync/store"
+)
+
+func TestSyncNestedThenNothingToDo(t *testing.T) {
+	e := newEnv(t)
+	files := map[string][]byte{
+		"a.png":               pngBytes(1),
+		"shop/boots.png":      pngBytes(2),
+		"shop/winter/hat.png": pngBytes(3),
+		"deep/x/y/z/w.png":    pngBytes(4),
+	}
+	for rel, b := range files {
+		e.write(rel, b)
+	}
+	var events []Event
+	sum := e.syncOnce(func(c *Config) { c.Concurrency = 1; c.Progress = func(ev Event) { events = append(events, ev) } })
+	if sum.Uploaded != len(files) || sum.Failed != 0 || sum.Bytes == 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	for rel, b := range files {
+		e.wantImage(rel, rel, b)
+		r, ok := e.record(rel)
+		if !ok || r.State != store.StateSynced || r.ImageID != rel || r.SHA256 != sha(b) || r.UploadedAt.IsZero() {
+			t.Fatalf("record %q = %+v", rel, r)
+		}
+	}
+	if n := countKind(events, EventUpload); n != len(files) {
+		t.Errorf("%d upload events; want %d", n, len(files))
+	}
+	if _, err := os.Stat(filepath.Join(e.root, markerName)); err != nil {
+		t.Errorf("marker not created: %v", err)
+	}
+	m, ok, _ := e.st.Folder("default").Meta()
+	if !ok || m.Root != e.root || m.OwnerTag != testOwner || m.IDScheme != "path" || m.Device == 0 ||
+		!strings.Contains(m.DeliveryBase, "/cdn-cgi/imagedelivery/") || len(m.Variants) == 0 {
+		t.Errorf("meta = %+v", m)
+	}
+
+	// A second pass over the unchanged folder, by a restarted daemon, reads nothing and
+	// writes nothing.
+	writes := e.em.WriteCalls()
+	s := e.syncer()
+	sum, err := s.SyncOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Unchanged != len(files) || sum.Uploaded+sum.Replaced+sum.Deleted+sum.Failed != 0 {
+		t.Errorf("second pass summary %+v", sum)
+	}
+	if n := s.reads.Load(); n != 0 {
+		t.Errorf("second pass read %d files; want 0", n)
+	}
+	if n := e.em.WriteCalls() - writes; n != 0 {
+		t.Errorf("second pass made %d write calls; want 0", n)
+	}
+}
+
+func countKind(evs []Event, kind string) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSyncCorpusValid(t *testing.T) {
+	dir := corpus(t, "valid")
+	e := newEnv(t)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	for _, ent := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, ent.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel := "corpus/" + ent.Name()
+		e.write(rel, b)
+		want[rel] = b
+	}
+	sum := e.syncOnce()
+	if sum.Uploaded != len(want) || sum.Failed != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	for rel, b := range want {
+		e.wantImage(rel, rel, b)
+	}
+}
+
+func TestSyncRefusesInvalidAndOverLimit(t *testing.T) {
+	e := newEnv(t)
+	var refused []string
+	for _, sub := range []string{"invalid", "limits"} {
+		dir := corpus(t, sub)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ent := range ents {
+			b, err := os.ReadFile(filepath.Join(dir, ent.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel := sub + "/" + ent.Name()
+			e.write(rel, b)
+			if ent.Name() != "edge-12000x8000.png" {
+				refused = append(refused, rel)
+			}
+		}
+	}
+	// Refusals found without the corpus: a non-image extension and an empty file.
+	e.write("notes.txt", pngBytes(1))
+	e.write("empty.png", nil)
+	refused = append(refused, "notes.txt", "empty.png")
+	e.write("good.png", pngBytes(2))
+
+	sum := e.syncOnce()
+	if sum.Uploaded != 2 || sum.Failed != len(refused) {
+		t.Fatalf("summary %+v; want 2 uploads, %d failures", sum, len(refused))
+	}
+	reasons := map[string]string{}
+	for _, fe := range sum.Failures {
+		reasons[fe.Path] = fe.Reason
+	}
+	for _, rel := range refused {
+		if reasons[rel] == "" {
+			t.Errorf("%s: no failure reported", rel)
+		}
+		e.wantNoImage(rel)
+		r, ok := e.record(rel)
+		if !ok || r.State != store.StateFailed || r.ErrorClass == "" || r.LastError == "" {
+			t.Errorf("%s: record %+v; want a parked failure", rel, r)
+		}
+	}
+	if !strings.Contains(reasons["limits/too-wide-13000x10.png"], "13") || !strings.Contains(reasons["notes.txt"], ".txt") {
+		t.Errorf("reasons do not name the limit or rule: %q, %q", reasons["limits/too-wide-13000x10.png"], reasons["notes.txt"])
+	}
+	e.wantImage("good.png", "good.png", pngBytes(2))
+	e.wantImage("limits/edge-12000x8000.png", "limits/edge-12000x8000.png", mustRead(t, e.abs("limits/edge-12000x8000.png")))
+
+	// Parked: the next pass neither reads them again nor calls the API, but still reports.
+	writes := e.em.WriteCalls()
+	s := e.syncer()
+	sum, err := s.SyncOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.reads.Load() != 0 || e.em.WriteCalls() != writes || sum.Failed != len(refused) {
+		t.Errorf("second pass: %d reads, %d writes, summary %+v", s.reads.Load(), e.em.WriteCalls()-writes, sum)
+	}
+
+	// Fixing a file un-parks it.
+	e.write("empty.png", pngBytes(3))
+	sum = e.syncOnce()
+	if sum.Uploaded != 1 {
+		t.Fatalf("after fixing empty.png: %+v", sum)
+	}
+	e.wantImage("empty.png", "empty.png", pngBytes(3))
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSyncModifyDeleteRename(t *testing.T) {
+	e := newEnv(t)
+	e.write("a.png", pngBytes(1))
+	e.write("b.png", pngBytes(2))
+	e.write("dir/c.png", pngBytes(3))
+	e.syncOnce()
+
+	t.Run("modify replaces under the same ID", func(t *testing.T) {
+		e.write("a.png", pngBytes(11))
+		sum := e.syncOnce()
+		if sum.Replaced != 1 || sum.Uploaded+sum.Deleted != 0 {
+			t.Fatalf("summary %+v", sum)
+		}
+		e.wantImage("a.png", "a.png", pngBytes(11))
+	})
+	t.Run("delete", func(t *testing.T) {
+		e.remove("b.png")
+		sum := e.syncOnce()
+		if sum.Deleted != 1 {
+			t.Fatalf("summary %+v", sum)
+		}
+		e.wantNoImage("b.png")
+		if _, ok := e.record("b.png"); ok {
+			t.Fatal("record of a deleted file kept")
+		}
+	})
+	t.Run("rename moves", func(t *testing.T) {
+		if err := os.Rename(e.abs("dir"), e.abs("renamed")); err != nil {
+			t.Fatal(err)
+		}
+		sum := e.syncOnce()
+		if sum.Uploaded != 1 || sum.Deleted != 1 {
+			t.Fatalf("summary %+v", sum)
+		}
+		e.wantImage("renamed/c.png", "renamed/c.png", pngBytes(3))
+		e.wantNoImage("dir/c.png")
+	})
+	t.Run("editor save: write temp, rename over", func(t *testing.T) {
+		tmp := e.abs(".a.png.swp")
+		if err := os.WriteFile(tmp, pngBytes(12), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, e.abs("a.png")); err != nil {
+			t.Fatal(err)
+		}
+		sum := e.syncOnce()
+		if sum.Replaced != 1 {
+			t.Fatalf("summary %+v", sum)
+		}
+		e.wantImage("a.png", "a.png", pngBytes(12))
+	})
+	t.Run("touch without change reads but writes nothing", func(t *testing.T) {
+		now := mustStat(t, e.abs("a.png")).ModTime()
+		if err := os.Chtimes(e.abs("a.png"), now, now.Add(1e9)); err != nil {
+			t.Fatal(err)
+		}
+		writes := e.em.WriteCalls()
+		sum := e.syncOnce()
+		if sum.Unchanged != 2 || e.em.WriteCalls() != writes {
+			t.Fatalf("summary %+v, %d writes", sum, e.em.WriteCalls()-writes)
+		}
+	})
+	if n := e.imageCount(); n != 2 {
+		t.Errorf("%d images remain; want 2", n)
+	}
+}
+
+func mustStat(t *testing.T, p string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
+func TestSyncChangesWhileStopped(t *testing.T) {
+	e := newEnv(t)
+	for i := range 6 {
+		e.write(filepathN("img", i), pngBytes(i))
+	}
+	e.syncOnce()
+	// "Stopped": changes happen with no syncer running.
+	e.write("img0.png", pngBytes(100))
+	e.remove("img1.png")
+	e.write("new/img9.png", pngBytes(9))
+	if err := os.Rename(e.abs("img2.png"), e.abs("new/img2.png")); err != nil {
+		t.Fatal(err)
+	}
+	sum := e.syncOnce()
+	if sum.Replaced != 1 || sum.Uploaded != 2 || sum.Deleted != 2 || sum.Unchanged != 3 {
+		t.Fatalf("summary %+v", sum)
+	}
+	e.wantImage("img0.png", "img0.png", pngBytes(100))
+	e.wantNoImage("img1.png")
+	e.wantNoImage("img2.png")
+	e.wantImage("new/img2.png", "new/img2.png", pngBytes(2))
+	e.wantImage("new/img9.png", "new/img9.png", pngBytes(9))
+}
+
+func filepathN(stem string, i int) string { return stem + string(rune('0'+i)) + ".png" }
+
+func TestSyncIdentityChanged(t *testing.T) {
+	e := newEnv(t)
+	e.write("a.png", pngBytes(1))
+	e.syncOnce()
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.Prefix = "cdn/" },
+		func(c *Config) { c.AccountID = "another" },
+	} {
+		_, err := e.syncer(mod).SyncOnce(context.Background())
+		if !errors.Is(err, ErrIdentityChanged) || !strings.Contains(err.Error(), "→") || !strings.Contains(err.Error(), "reindex") {
+			t.Errorf("err = %v; want ErrIdentityChanged saying what changed and what to do", err)
+		}
+	}
+	other := t.TempDir()
+	_, err := e.syncer(func(c *Config) { c.Root = other }).SyncOnce(context.Background())
+	if !errors.Is(err, ErrIdentityChanged) || !strings.Contains(err.Error(), other) {
+		t.Errorf("moved root: err = %v", err)
+	}
+}

@@ -27,8 +27,11 @@
 // a read transaction on the same goroutine can deadlock bbolt when the file needs to grow).
 // Collect what you need in the callback and act after it returns.
 //
-// Writes go through bolt's Update, one transaction per call; the syncer loop is the single
-// writer. Batch is not used: a single writer gains nothing from it and would pay its delay.
+// Each write method is one transaction, durable (fsynced) when the method returns. A lone
+// write goes through bolt's Update. Writes that arrive while another is in flight (the
+// syncer's worker pool settling files side by side) go through bolt's Batch and share one
+// commit; that is safe because their functions touch nothing but the transaction, so
+// Batch may re-run them. A failing write (Settle of an unknown intent, say) fails alone.
 //
 // # Crash safety
 //

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +19,11 @@ import (
 
 // SchemaVersion is the layout version this binary writes and understands.
 const SchemaVersion = 1
+
+// batchDelay is how long a shared write waits for others to join it. Writers only batch when
+// another write is in flight, so the others are usually queued already; bbolt's default of
+// 10ms would mostly be waiting.
+const batchDelay = time.Millisecond
 
 // DefaultTimeout is how long Open waits for the file lock when Options.Timeout is zero.
 const DefaultTimeout = time.Second
@@ -71,8 +77,9 @@ type Options struct {
 
 // Store is an open index file. Its methods are safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db      *bolt.DB
+	path    string
+	writers atomic.Int32 // writes in flight, to choose between Update and Batch
 }
 
 // Open opens the index at path, creating the parent directory (0700) and the file (0600) if
@@ -116,6 +123,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path}
+	db.MaxBatchDelay = batchDelay
 	if err := s.validate(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open index %s: %w", path, err)
@@ -400,10 +408,22 @@ func (s *Store) view(fn func(*bolt.Tx) error, userFn *bool) (err error) {
 	return mapErr(s.db.View(fn))
 }
 
-// update runs fn in a read-write transaction.
+// update runs fn in a read-write transaction, its own or, while other writes are in flight,
+// one shared with them.
+//
+// Every commit costs two fsyncs, so the syncer's worker pool, each worker journaling and
+// settling its own file, would otherwise queue behind one commit after another. bbolt's Batch
+// merges the writes that queue up into one transaction. That is safe here because fn only
+// touches the transaction: Batch may run fn more than once (when another fn in the batch
+// fails, the batch is rolled back and each fn retried alone), and a rolled-back fn leaves
+// nothing behind. A lone writer uses Update, so it does not wait out Batch's delay.
 func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer guard(&err, nil)
+	defer s.writers.Add(-1)
+	if s.writers.Add(1) > 1 {
+		return mapErr(s.db.Batch(fn))
+	}
 	return mapErr(s.db.Update(fn))
 }
 

@@ -514,3 +514,54 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentWriters runs a worker pool as the syncer does: each worker journals and
+// settles its own files while others do the same, so writes share transactions. Some
+// settles are bound to fail (a second Settle of the same intent); a failure must stay with
+// its caller and not undo or block the others in the same shared transaction.
+func TestConcurrentWriters(t *testing.T) {
+	s := openTest(t)
+	f := s.Folder("f")
+	const workers, perWorker = 8, 25
+	var wg sync.WaitGroup
+	ids := make(chan uint64, workers*perWorker)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				p := fmt.Sprintf("w%d/%03d.jpg", w, i)
+				id, err := f.AddIntent(Intent{Op: OpUpload, Path: p})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids <- id
+				if err := f.Settle(id, &Record{Path: p, State: StateSynced}, ""); err != nil {
+					t.Errorf("Settle %d: %v", id, err)
+					return
+				}
+				if err := f.Settle(id, &Record{Path: p + ".dup"}, ""); !errors.Is(err, ErrNoIntent) {
+					t.Errorf("second Settle %d: %v, want ErrNoIntent", id, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[uint64]bool{}
+	for id := range ids {
+		if seen[id] {
+			t.Errorf("intent ID %d handed out twice", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != workers*perWorker {
+		t.Errorf("%d intents added, want %d", len(seen), workers*perWorker)
+	}
+	if n, err := f.Len(); err != nil || n != workers*perWorker {
+		t.Errorf("Len() = %d, %v; want %d (and no .dup records)", n, err, workers*perWorker)
+	}
+	if ins, err := f.Intents(); err != nil || len(ins) != 0 {
+		t.Errorf("Intents() = %d, %v; want all settled", len(ins), err)
+	}
+}

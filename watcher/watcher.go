@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -124,17 +125,42 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Batch) error {
 	}
 	defer fw.Close()
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
+	changes := make(chan change)
+	emit := func(c change) bool {
+		select {
+		case changes <- c:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs after cancel below: defers run last-in, first-out
 	defer cancel()
 
-	changes := make(chan change)
 	agg := newAggregator(w.opts.Settle, w.opts.MaxWait, w.opts.MaxPending)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		agg.run(ctx, changes, out, w.log)
-	}()
-	defer func() { <-done }() // after cancel (defers run last-in, first-out)
+	wg.Go(func() { agg.run(ctx, changes, out, w.log) })
+
+	// Errors are drained on a goroutine of their own: fsnotify can send one while holding
+	// the lock that Add and Remove take, so reading them from the loop below, which calls
+	// Add and Remove, could deadlock.
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case err, ok := <-fw.Errors:
+				if !ok {
+					return
+				}
+				fsnotifyError(w.log, err)
+				emit(change{rescan: true})
+			}
+		}
+	})
 
 	add := fw.Add
 	if w.addHook != nil {
@@ -146,14 +172,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Batch) error {
 		}
 	}
 	t := newTree(w, add, fw.Remove)
-	t.emit = func(c change) bool {
-		select {
-		case changes <- c:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
+	t.emit = emit
 	t.start()
 
 	poll := time.NewTicker(w.opts.RootPoll)
@@ -161,17 +180,12 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Batch) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return parent.Err()
 		case ev, ok := <-fw.Events:
 			if !ok {
 				return fmt.Errorf("watch %s: fsnotify closed its event channel", w.root)
 			}
 			t.event(ev)
-		case err, ok := <-fw.Errors:
-			if !ok {
-				return fmt.Errorf("watch %s: fsnotify closed its error channel", w.root)
-			}
-			t.fsnotifyError(err)
 		case <-poll.C:
 			t.checkRoot()
 		}
@@ -437,17 +451,18 @@ func (t *tree) event(ev fsnotify.Event) {
 	t.emit(change{rel: rel})
 }
 
-func (t *tree) fsnotifyError(err error) {
+// fsnotifyError logs an error from fsnotify's Errors channel; every one of them means
+// events may have been lost, so the caller asks for a rescan.
+func fsnotifyError(log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, fsnotify.ErrEventOverflow):
-		t.log.Warn("file system event queue overflowed; asking for a full rescan "+
+		log.Warn("file system event queue overflowed; asking for a full rescan "+
 			"(on Linux, raising the sysctl fs.inotify.max_queued_events makes this rarer)", "err", err)
 	case isWatchLimit(err):
-		t.log.Error(watchLimitMessage(err), "err", err)
+		log.Error(watchLimitMessage(err), "err", err)
 	default:
-		t.log.Warn("file system watcher error; asking for a full rescan", "err", err)
+		log.Warn("file system watcher error; asking for a full rescan", "err", err)
 	}
-	t.emit(change{rescan: true})
 }
 
 // lose forgets every watch after the root went away, and starts polling for its return.

@@ -735,3 +735,59 @@ func TestRunStopsWithoutConsumer(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+func TestQueueOverflowBecomesRescan(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skipf("no inotify queue limit to overflow: %v", err)
+	}
+	var limit int
+	if _, err := fmt.Sscan(string(b), &limit); err != nil || limit > 100_000 {
+		t.Skipf("inotify queue limit %q too large to overflow in a test", strings.TrimSpace(string(b)))
+	}
+	root := t.TempDir()
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	block := filepath.Join(root, "block")
+	// Adding the watch for "block" stalls the event loop, as a huge new tree would, while
+	// the kernel queue fills up behind it.
+	opts := fastOptions()
+	opts.MaxPending = 1 << 20 // so only the kernel queue can overflow
+	h := startWatcher(t, root, opts, func(abs string) error {
+		if abs == block {
+			<-release
+		}
+		return nil
+	})
+	if err := os.Mkdir(block, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// fsnotify holds up to 4096 events in its read buffer on top of the kernel queue.
+	start := time.Now()
+	// Writes alternate between two files: the kernel merges an event only with an identical
+	// one right before it, so every write takes a queue slot, and writes are cheap.
+	var files [2]*os.File
+	for i := range files {
+		f, err := os.Create(filepath.Join(root, fmt.Sprintf("flood%d.jpg", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files[i] = f
+	}
+	n := limit + 4096 + 1000
+	for i := range n {
+		if _, err := files[i%2].Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("wrote %d times in %v", n, time.Since(start))
+	unblock()
+	h.waitFor("rescan after the kernel queue overflowed", func() bool { return h.rescans > 0 })
+	t.Logf("rescan %v after the start", time.Since(start))
+	if !strings.Contains(h.logs.String(), "event queue overflowed") {
+		t.Errorf("overflow not logged:\n%s", h.logs.String())
+	}
+}

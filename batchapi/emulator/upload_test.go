@@ -251,7 +251,7 @@ func TestGeneratedBrokenImages(t *testing.T) {
 func TestLargePNGStreamed(t *testing.T) {
 	s := newServer(t, Options{})
 	c := s.global(t)
-	big := grayPNG(t, 5000, 1000) // 5 MP > fullDecodeArea
+	big := grayPNG(t, 4100, 1000) // 4.1 MP > fullDecodeArea
 	c.upload(fileField("big.png", big)).want(t, 200, 0)
 
 	bad := corruptIDAT(t, big)

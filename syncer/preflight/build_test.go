@@ -115,11 +115,14 @@ func splitIDAT(z []byte, n int) []byte {
 	return b
 }
 
-// apng builds an animated PNG of frames w×h gray frames (the default image is frame 0).
+// apng builds an animated PNG of frames w×h gray frames (the default image is frame 0). Above a
+// megapixel the image data is a dummy, for tests that turn zlib verification off.
 func apng(t testing.TB, w, h uint32, frames int) []byte {
 	t.Helper()
-	raw := make([]byte, int(h)*(1+int(w)))
-	z := zlibBytes(t, raw)
+	z := []byte("dummy")
+	if w*h <= 1e6 {
+		z = zlibBytes(t, make([]byte, int(h)*(1+int(w))))
+	}
 	fctl := func(seq uint32) []byte {
 		b := binary.BigEndian.AppendUint32(nil, seq)
 		b = binary.BigEndian.AppendUint32(b, w)

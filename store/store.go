@@ -327,9 +327,9 @@ func (s *Store) DeleteFolder(name string) error {
 // maxCheckProblems bounds the report of Check; a badly damaged file could list millions.
 const maxCheckProblems = 20
 
-// Check verifies the file: bbolt's own page consistency check, then that the schema is ours
-// and every meta, record and intent decodes. It reads the whole file. The error wraps
-// ErrCorrupt and lists the first problems found.
+// Check verifies the file: that every value decodes (records, intents, meta, schema), then
+// bbolt's own consistency check of pages, free list and key order. It reads the whole file.
+// The error wraps ErrCorrupt and lists the first problems found.
 func (s *Store) Check() error {
 	var problems []error
 	var more int
@@ -340,17 +340,23 @@ func (s *Store) Check() error {
 			more++
 		}
 	}
+	// Our walk comes first and runs in this goroutine, where a damaged page that points
+	// outside the file faults into a recoverable panic. tx.Check runs its own goroutine,
+	// where the same fault would kill the process, so it only gets files our walk read
+	// end to end.
 	err := s.view(func(tx *bolt.Tx) error {
-		// The channel must be drained to the end: the checker goroutine holds the
-		// transaction until it has sent everything.
-		for err := range tx.Check() {
-			report(err)
-		}
-		if len(problems) > 0 {
-			// The tree itself is broken; walking it could fault.
+		err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			touchAll(b)
 			return nil
+		})
+		if err != nil {
+			return err
 		}
 		folders := tx.Bucket(foldersBucket)
+		if folders == nil {
+			report(errors.New("no folders bucket"))
+			return nil
+		}
 		return folders.ForEach(func(name, v []byte) error {
 			fb := folders.Bucket(name)
 			if fb == nil {
@@ -361,6 +367,16 @@ func (s *Store) Check() error {
 			return nil
 		})
 	}, nil)
+	if err == nil {
+		err = s.view(func(tx *bolt.Tx) error {
+			// Drain to the end: the checker goroutine holds the transaction until it
+			// has sent everything.
+			for err := range tx.Check() {
+				report(err)
+			}
+			return nil
+		}, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("check index %s: %w", s.path, err)
 	}
@@ -371,6 +387,29 @@ func (s *Store) Check() error {
 		problems = append(problems, fmt.Errorf("and %d more problems", more))
 	}
 	return fmt.Errorf("check index %s: %w:\n%w", s.path, ErrCorrupt, errors.Join(problems...))
+}
+
+// touchAll reads the first and last byte of every key and value under b, so that a key or
+// value that reaches outside the memory map faults here rather than in bbolt's checker.
+func touchAll(b *bolt.Bucket) byte {
+	var x byte
+	touch := func(p []byte) {
+		if len(p) > 0 {
+			x ^= p[0] ^ p[len(p)-1]
+		}
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		touch(k)
+		if v == nil {
+			if sub := b.Bucket(k); sub != nil {
+				x ^= touchAll(sub)
+			}
+			continue
+		}
+		touch(v)
+	}
+	return x
 }
 
 func checkFolder(name string, fb *bolt.Bucket, report func(error)) {

@@ -52,7 +52,7 @@ func (s *Syncer) Plan(ctx context.Context) (Plan, error) {
 	if err := s.prepare(false); err != nil {
 		return Plan{}, err
 	}
-	p, err := s.plan(ctx, fullScope())
+	p, err := s.plan(ctx, fullScope(), true)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -60,8 +60,8 @@ func (s *Syncer) Plan(ctx context.Context) (Plan, error) {
 }
 
 // plan scans the scope and plans it, with the delete guard evaluated.
-func (s *Syncer) plan(ctx context.Context, sc scope) (Plan, error) {
-	if err := s.checkFolder(); err != nil {
+func (s *Syncer) plan(ctx context.Context, sc scope, dry bool) (Plan, error) {
+	if err := s.checkFolder(dry); err != nil {
 		if errors.Is(err, ErrFolderUnavailable) {
 			return Plan{Guard: err}, nil
 		}
@@ -141,7 +141,7 @@ func (s *Syncer) loadIndex(sc scope) (map[string]store.Record, error) {
 
 // pass reconciles one scope: scan, plan, execute.
 func (s *Syncer) pass(ctx context.Context, sc scope) (passResult, error) {
-	p, err := s.plan(ctx, sc)
+	p, err := s.plan(ctx, sc, false)
 	if err != nil {
 		return passResult{}, err
 	}

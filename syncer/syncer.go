@@ -213,8 +213,8 @@ func checkIdentity(m store.Meta, cfg Config) error {
 
 // checkFolder is the delete-safety check of DESIGN §6, run before every pass: the root
 // exists, is a directory, is on the filesystem it was on, and carries the marker if the
-// index has records.
-func (s *Syncer) checkFolder() error {
+// index has records. Unless dry, a missing marker of a folder without records is created.
+func (s *Syncer) checkFolder(dry bool) error {
 	root := s.cfg.Root
 	fi, err := os.Stat(root)
 	if err != nil {
@@ -243,6 +243,9 @@ func (s *Syncer) checkFolder() error {
 		return err
 	}
 	if n == 0 {
+		if dry {
+			return nil
+		}
 		return s.createMarker()
 	}
 	return fmt.Errorf("%w: marker file %s is missing from %s, so this may not be the folder the index "+

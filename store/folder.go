@@ -57,10 +57,12 @@ type Record struct {
 // IntentOp is the kind of remote call an Intent journals.
 type IntentOp string
 
+// The operations the syncer journals. The store does not interpret them: any non-empty op
+// is kept as given.
 const (
-	OpUpload IntentOp = "upload"
-	OpDelete IntentOp = "delete"
-	OpUpdate IntentOp = "update"
+	OpUpload IntentOp = "upload" // an upload (new image, or re-upload under the same ID)
+	OpDelete IntentOp = "delete" // a remote delete
+	OpUpdate IntentOp = "update" // a PATCH of metadata or settings
 )
 
 // Intent is a journal entry for a remote call that may or may not have happened.

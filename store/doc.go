@@ -17,6 +17,16 @@
 // record costs about 100 bytes of value (JSON would cost about three times as much; see
 // BenchmarkPutManyForEach and TestRecordEncodingSize).
 //
+// # Records
+//
+// A [Record] is keyed by the file's slash-separated path relative to the folder root (any
+// non-empty bytes, including invalid UTF-8, up to 32 KiB: a path the API refuses still gets
+// a record saying why). Size, ModTime and ChangeTime (unix nanoseconds) and Inode are the
+// stat fingerprint the scanner compares to skip hashing unchanged files; SHA256 is the
+// content hash in hex. State is pending (known here, not confirmed remotely), synced or
+// failed; a failed record keeps LastError, ErrorClass and Attempts so that permanent failures
+// stay parked until the file changes.
+//
 // # Transactions
 //
 // No *bolt.Tx leaves this package: every exported method opens, uses and ends its own

@@ -42,7 +42,10 @@ type seqReader struct {
 }
 
 func newSeqReader(src *source, off int64) *seqReader {
-	return &seqReader{src: src, buf: make([]byte, bufSize), base: off}
+	// A file smaller than the buffer fits whole in a buffer of its size; fill never needs more
+	// than what is left in the file.
+	n := max(min(bufSize, src.size-off), 1)
+	return &seqReader{src: src, buf: make([]byte, n), base: off}
 }
 
 // pos is the file offset of the next unconsumed byte.
@@ -51,7 +54,8 @@ func (s *seqReader) pos() int64 { return s.base + int64(s.r) }
 // remaining is how many bytes are left in the file after pos.
 func (s *seqReader) remaining() int64 { return s.src.size - s.pos() }
 
-// fill makes at least n (≤ bufSize) bytes available in buf[r:w].
+// fill makes at least n bytes available in buf[r:w]. n may exceed the buffer only when the file
+// has fewer than n bytes left, which is errTruncated anyway.
 func (s *seqReader) fill(n int) error {
 	if s.w-s.r >= n {
 		return nil
@@ -74,7 +78,7 @@ func (s *seqReader) fill(n int) error {
 	return nil
 }
 
-// next consumes n (≤ bufSize) bytes and returns them; the slice is valid until the next call.
+// next consumes n bytes (n ≤ bufSize) and returns them; the slice is valid until the next call.
 func (s *seqReader) next(n int) ([]byte, error) {
 	if err := s.fill(n); err != nil {
 		return nil, err
@@ -141,6 +145,5 @@ func (s *seqReader) Read(p []byte) (int, error) {
 
 // chunk consumes and returns the next min(n, bufSize) bytes, to stream a long payload in pieces.
 func (s *seqReader) chunk(n int64) ([]byte, error) {
-	k := int(min(n, bufSize))
-	return s.next(k)
+	return s.next(int(min(n, int64(len(s.buf)))))
 }

@@ -1,15 +1,501 @@
 // Command cfimgsync keeps a folder mirrored to Cloudflare Images through the Images batch API.
 //
-// main.go is the composition root: it parses the command line, builds the parts and maps
-// error kinds to exit codes. The work itself lives in the packages.
+// main.go is the composition root: it parses the command line, builds the parts (store,
+// batchapi client, watcher, syncer, emulator) and maps error kinds to exit codes. The work
+// itself lives in the packages; see docs/architecture.md.
 package main
 
 import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cfimgsync/cfimgsync/batchapi"
+	"github.com/cfimgsync/cfimgsync/batchapi/emulator"
+	"github.com/cfimgsync/cfimgsync/store"
+	"github.com/cfimgsync/cfimgsync/syncer"
+	"github.com/cfimgsync/cfimgsync/watcher"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// sampleImages is the demo's folder content: small, freely licensed images (testdata/README.md).
+//
+//go:embed testdata/sample
+var sampleImages embed.FS
+
+// The emulator's defaults, as the README's curl example uses them.
+const (
+	emulatorAccountID = "023e105f4ecef8ad9ca31a8372d0c353"
+	emulatorAPIToken  = "emulator-api-token"
+)
+
+// Exit codes (DESIGN §11). Scripts rely on them.
+const (
+	exitOK          = 0
+	exitFilesFailed = 1
+	exitUsage       = 2
+	exitAuth        = 3
+	exitFolder      = 4
+	exitInterrupted = 130
+)
+
+const usage = `cfimgsync keeps a folder mirrored to Cloudflare Images.
+
+Usage:
+  cfimgsync demo [--once] [--dir DIR]        try it: local emulator + sample images
+  cfimgsync sync --dir DIR [--once] [--dry-run] [--state FILE] [--prefix P] [--settle DUR]
+  cfimgsync ls [--json] [--state FILE]       what the index knows: path, image ID, state, URL
+  cfimgsync emulator [--listen ADDR] ...     serve a local emulator of the Images API
+  cfimgsync version
+
+Credentials and endpoints come from the environment, never from flags:
+  CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN, CFIMGSYNC_API_URL, CFIMGSYNC_BATCH_URL
+
+Run "cfimgsync COMMAND -h" for a command's flags.
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "cfimgsync: under construction")
-	os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError marks mistakes in the command line or configuration (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "demo":
+		err = cmdDemo(ctx, rest, stdout, logger)
+	case "sync":
+		err = cmdSync(ctx, rest, stdout, logger)
+	case "ls":
+		err = cmdLs(rest, stdout)
+	case "emulator":
+		err = cmdEmulator(ctx, rest, stdout, logger)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "cfimgsync", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "cfimgsync: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(ctx, err)
+	if code != exitInterrupted && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "cfimgsync:", err)
+	}
+	return code
+}
+
+// exitCode maps an error kind to the documented exit code, in one place.
+func exitCode(ctx context.Context, err error) int {
+	var ue usageError
+	var ff filesFailedError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &ue):
+		return exitUsage
+	case batchapi.IsAuth(err):
+		return exitAuth
+	case errors.Is(err, syncer.ErrFolderUnavailable), errors.Is(err, syncer.ErrDeleteGuard):
+		return exitFolder
+	case errors.As(err, &ff):
+		return exitFilesFailed
+	default:
+		return exitFilesFailed
+	}
+}
+
+// filesFailedError reports that a pass finished but some files could not be synced.
+type filesFailedError struct{ n int }
+
+func (e filesFailedError) Error() string {
+	return fmt.Sprintf("%d file(s) could not be synced (see above, or run \"cfimgsync ls\")", e.n)
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+// syncOptions are the settings shared by `sync` and `demo`.
+type syncOptions struct {
+	dir, state, prefix string
+	settle             time.Duration
+	once, dryRun       bool
+}
+
+func cmdSync(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := newFlagSet("sync", os.Stderr)
+	var o syncOptions
+	fs.StringVar(&o.dir, "dir", "", "folder to mirror (required)")
+	fs.StringVar(&o.state, "state", defaultStatePath(), "index file")
+	fs.StringVar(&o.prefix, "prefix", "", "prefix for every image ID, e.g. \"site/\"")
+	fs.DurationVar(&o.settle, "settle", 2*time.Second, "quiet time before a changed file is synced")
+	fs.BoolVar(&o.once, "once", false, "one full reconcile, then exit")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if o.dir == "" {
+		return usageError{"sync: --dir is required"}
+	}
+	client, err := clientFromEnv(logger)
+	if err != nil {
+		return err
+	}
+	return mirror(ctx, client, envAccountID(), o, stdout, logger)
+}
+
+// clientFromEnv builds the API client from the documented environment variables.
+func clientFromEnv(logger *slog.Logger) (*batchapi.Client, error) {
+	account, token := envAccountID(), os.Getenv("CLOUDFLARE_API_TOKEN")
+	if account == "" || token == "" {
+		return nil, usageError{"CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN must be set (try \"cfimgsync demo\" to run against the local emulator)"}
+	}
+	c, err := batchapi.New(batchapi.Config{
+		AccountID: account,
+		APIToken:  batchapi.Secret(token),
+		APIURL:    os.Getenv("CFIMGSYNC_API_URL"),
+		BatchURL:  os.Getenv("CFIMGSYNC_BATCH_URL"),
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return c, nil
+}
+
+func envAccountID() string { return os.Getenv("CLOUDFLARE_ACCOUNT_ID") }
+
+// defaultStatePath follows the XDG base directory spec for state files.
+func defaultStatePath() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "cfimgsync", "state.db")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "cfimgsync", "state.db")
+	}
+	return "cfimgsync-state.db"
+}
+
+// mirror runs one folder: a single pass (--once, --dry-run) or the watching daemon.
+func mirror(ctx context.Context, client *batchapi.Client, account string, o syncOptions, stdout io.Writer, logger *slog.Logger) error {
+	root, err := filepath.Abs(o.dir)
+	if err != nil {
+		return usageError{fmt.Sprintf("sync: --dir: %v", err)}
+	}
+	st, err := store.Open(o.state, store.Options{Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	defer st.Close()
+
+	matcher, err := watcher.NewMatcher(nil)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	s, err := syncer.New(syncer.Config{
+		Root:      root,
+		Prefix:    o.prefix,
+		AccountID: account,
+		Ignore:    matcher,
+		Logger:    logger,
+		Progress:  progressPrinter(stdout),
+	}, st.Folder("default"), client)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+
+	if o.dryRun {
+		plan, err := s.Plan(ctx)
+		if err != nil {
+			return err
+		}
+		return printPlan(stdout, plan)
+	}
+	if o.once {
+		sum, err := s.SyncOnce(ctx)
+		printSummary(stdout, sum)
+		if err != nil {
+			return err
+		}
+		if sum.Failed > 0 {
+			return filesFailedError{sum.Failed}
+		}
+		return nil
+	}
+
+	w, err := watcher.New(root, watcher.Options{Settle: o.settle, Ignore: matcher, Logger: logger})
+	if err != nil {
+		return err
+	}
+	hints := make(chan watcher.Batch, 16)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.Run(gctx, hints) })
+	g.Go(func() error { return s.Run(gctx, hints) })
+	fmt.Fprintf(stdout, "watching %s (Ctrl-C to stop)\n", root)
+	return g.Wait()
+}
+
+// progressPrinter writes one plain line per finished operation.
+func progressPrinter(w io.Writer) func(syncer.Event) {
+	return func(ev syncer.Event) {
+		switch ev.Kind {
+		case "upload", "replace", "delete":
+			fmt.Fprintf(w, "%-8s %s\n", ev.Kind, ev.Path)
+		case "skip", "fail":
+			fmt.Fprintf(w, "%-8s %s: %v\n", ev.Kind, ev.Path, ev.Err)
+		}
+	}
+}
+
+func printSummary(w io.Writer, s syncer.Summary) {
+	fmt.Fprintf(w, "done: %d uploaded, %d replaced, %d deleted, %d unchanged, %d skipped, %d failed\n",
+		s.Uploaded, s.Replaced, s.Deleted, s.Unchanged, s.Skipped, s.Failed)
+}
+
+// printPlan writes the dry run: one line per operation, then what is left alone and why.
+func printPlan(w io.Writer, p syncer.Plan) error {
+	for _, op := range p.Ops {
+		line := fmt.Sprintf("%-8s %s", op.Kind, op.Path)
+		if op.OldPath != "" {
+			line += " (from " + op.OldPath + ")"
+		}
+		if op.Reason != "" {
+			line += ": " + op.Reason
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, s := range p.Skipped {
+		fmt.Fprintf(w, "%-8s %s: %s\n", "skip", s.Path, s.Reason)
+	}
+	for _, f := range p.Failed {
+		fmt.Fprintf(w, "%-8s %s: %s\n", "refuse", f.Path, f.Reason)
+	}
+	for _, f := range p.Parked {
+		fmt.Fprintf(w, "%-8s %s: %s\n", "parked", f.Path, f.Reason)
+	}
+	for _, f := range p.ScanErrors {
+		fmt.Fprintf(w, "%-8s %s: %s\n", "unread", f.Path, f.Reason)
+	}
+	fmt.Fprintf(w, "plan: %d operation(s), %d unchanged, %d skipped, %d refused, %d parked (dry run: nothing changed)\n",
+		len(p.Ops), p.Unchanged, len(p.Skipped), len(p.Failed), len(p.Parked))
+	if p.Guard != nil {
+		fmt.Fprintf(w, "deletes would not run: %v\n", p.Guard)
+	}
+	return nil
+}
+
+func cmdLs(args []string, stdout io.Writer) error {
+	fs := newFlagSet("ls", os.Stderr)
+	state := fs.String("state", defaultStatePath(), "index file")
+	asJSON := fs.Bool("json", false, "print JSON lines")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	st, err := store.Open(*state, store.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	defer st.Close()
+	return listIndex(stdout, st.Folder("default"), *asJSON)
+}
+
+// lsEntry is one line of `cfimgsync ls --json`; its field names are a stable interface.
+type lsEntry struct {
+	Path    string   `json:"path"`
+	ImageID string   `json:"image_id"`
+	State   string   `json:"state"`
+	Error   string   `json:"error,omitempty"`
+	URLs    []string `json:"urls,omitempty"`
+}
+
+func listIndex(w io.Writer, f *store.Folder, asJSON bool) error {
+	meta, _, err := f.Meta()
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	return f.ForEach(func(r store.Record) error {
+		e := lsEntry{Path: r.Path, ImageID: r.ImageID, State: r.State.String(), Error: r.LastError}
+		if r.State == store.StateSynced && meta.DeliveryBase != "" {
+			for _, v := range meta.Variants {
+				e.URLs = append(e.URLs, syncer.DeliveryURL(meta.DeliveryBase, r.ImageID, v))
+			}
+		}
+		if asJSON {
+			return enc.Encode(e)
+		}
+		url := ""
+		if len(e.URLs) > 0 {
+			url = e.URLs[0]
+		}
+		if e.Error != "" {
+			url = e.Error
+		}
+		_, err := fmt.Fprintf(w, "%-7s %s\t%s\n", e.State, e.Path, url)
+		return err
+	})
+}
+
+func cmdEmulator(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := newFlagSet("emulator", os.Stderr)
+	listen := fs.String("listen", "127.0.0.1:8787", "address to listen on")
+	var o emulator.Options
+	fs.StringVar(&o.AccountID, "account-id", emulatorAccountID, "account ID the global routes accept")
+	fs.StringVar(&o.APIToken, "api-token", emulatorAPIToken, "API token the global routes accept")
+	fs.DurationVar(&o.TokenTTL, "token-ttl", 0, "batch token lifetime (default 15m)")
+	fs.DurationVar(&o.Latency, "latency", 0, "latency added to every API call")
+	fs.Float64Var(&o.FailRate, "fail-rate", 0, "fraction of image calls answered with a 5xx")
+	fs.Float64Var(&o.TokenRate, "rate", 0, "requests/second allowed per batch token (default 200)")
+	fs.IntVar(&o.GlobalBudget, "global-budget", 0, "global API requests per 5 minutes (default 1200)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	o.Logger = logger
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return usageError{fmt.Sprintf("emulator: %v", err)}
+	}
+	e := emulator.New(o)
+	base := "http://" + ln.Addr().String()
+	// The emulator's token is not a secret (it guards nothing), but it is still not
+	// printed, so that copying this output never teaches anyone to paste tokens around.
+	fmt.Fprintf(stdout, "Cloudflare Images emulator listening on %s\n  export CFIMGSYNC_API_URL=%s/client/v4\n  export CFIMGSYNC_BATCH_URL=%s\n  export CLOUDFLARE_ACCOUNT_ID=%s\n  export CLOUDFLARE_API_TOKEN=...   # the --api-token value\n",
+		base, base, base, o.AccountID)
+	return emulator.Serve(ctx, ln, e)
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := newFlagSet("demo", os.Stderr)
+	var o syncOptions
+	fs.StringVar(&o.dir, "dir", "cfimgsync-demo", "folder to mirror; filled with sample images if it does not exist")
+	fs.BoolVar(&o.once, "once", false, "finish after the first pass")
+	fs.DurationVar(&o.settle, "settle", time.Second, "quiet time before a changed file is synced")
+	listen := fs.String("listen", "127.0.0.1:0", "address for the emulator")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := seedSamples(o.dir); err != nil {
+		return err
+	}
+	// The emulator starts empty on every run, so the demo's index must too.
+	tmp, err := os.MkdirTemp("", "cfimgsync-demo-state-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	o.state = filepath.Join(tmp, "state.db")
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return usageError{fmt.Sprintf("demo: %v", err)}
+	}
+	e := emulator.New(emulator.Options{AccountID: emulatorAccountID, APIToken: emulatorAPIToken, Logger: logger})
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- emulator.Serve(srvCtx, ln, e) }()
+	defer func() { stopSrv(); <-srvDone }()
+
+	base := "http://" + ln.Addr().String()
+	client, err := batchapi.New(batchapi.Config{
+		AccountID: emulatorAccountID,
+		APIToken:  batchapi.Secret(emulatorAPIToken),
+		APIURL:    base + "/client/v4",
+		BatchURL:  base,
+		Logger:    logger,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "emulator listening on %s\nmirroring %s\n", base, o.dir)
+	o.once = o.once || false
+	err = mirror(ctx, client, emulatorAccountID, o, stdout, logger)
+	if o.once {
+		st, oerr := store.Open(o.state, store.Options{Timeout: time.Second, ReadOnly: true})
+		if oerr == nil {
+			fmt.Fprintln(stdout, "\ndelivery URLs (open them in a browser while the demo runs):")
+			_ = listIndex(stdout, st.Folder("default"), false)
+			st.Close()
+		}
+	}
+	return err
+}
+
+// seedSamples creates dir with the embedded sample images if it does not exist yet, so a
+// user's own additions to a demo folder survive the next run.
+func seedSamples(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	sub, err := fs.Sub(sampleImages, "testdata/sample")
+	if err != nil {
+		return err
+	}
+	return fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		b, err := fs.ReadFile(sub, p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
 }

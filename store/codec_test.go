@@ -171,3 +171,32 @@ func TestRecordEncodingSize(t *testing.T) {
 		t.Errorf("binary encoding (%d bytes) is not less than half of JSON (%d bytes)", bin, len(js))
 	}
 }
+
+// FuzzDecodeRecord: no input may panic the decoder, and whatever decodes must survive an
+// encode/decode round trip unchanged.
+//
+//	go test -run '^$' -fuzz FuzzDecodeRecord -fuzztime 30s ./store/
+func FuzzDecodeRecord(f *testing.F) {
+	for _, p := range oddPaths[:4] {
+		r := sampleRecord(p)
+		f.Add([]byte(p), encodeRecord(&r))
+	}
+	f.Add([]byte("k"), []byte{recordV1, 0, shaText, 3, 'a', 'b', 'c'})
+	f.Add([]byte("k"), []byte{})
+	f.Fuzz(func(t *testing.T, key, v []byte) {
+		r, err := decodeRecord(key, v)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v is not ErrCorrupt", err)
+			}
+			return
+		}
+		again, err := decodeRecord(key, encodeRecord(&r))
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if !reflect.DeepEqual(again, r) {
+			t.Fatalf("round trip changed the record:\n got %+v\nwant %+v", again, r)
+		}
+	})
+}

@@ -565,3 +565,15 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("Intents() = %d, %v; want all settled", len(ins), err)
 	}
 }
+
+func TestOpenRefusesNonFiles(t *testing.T) {
+	dir := t.TempDir()
+	for name, path := range map[string]string{"empty path": "", "directory": dir} {
+		if s, err := Open(path, Options{}); err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded", name)
+		} else if errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v; a wrong path is not a damaged index", name, err)
+		}
+	}
+}

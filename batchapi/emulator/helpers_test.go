@@ -3,8 +3,8 @@ package emulator
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"encoding/json"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/color/palette"
@@ -60,8 +60,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // envelope is the test's own reading of the v4 envelope.
 type envelope struct {
-	Success  *bool `json:"success"`
-	Errors   []struct {
+	Success *bool `json:"success"`
+	Errors  []struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
 	} `json:"errors"`

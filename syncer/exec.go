@@ -305,7 +305,13 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 		}
 		rec := cur
 		setStat(&rec, op.stat)
-		return s.settleFail(intent, op.Path, failedRecord(rec, class, fmt.Errorf("upload: %w", err)), err, transient)
+		o := s.settleFail(intent, op.Path, failedRecord(rec, class, fmt.Errorf("upload: %w", err)), err, transient)
+		// A refusal of bytes that changed under the upload says nothing about the file as
+		// it is now: the recorded stat no longer matches, and another look is due.
+		if changedSince(f, abs, op.stat) {
+			o.requeue = true
+		}
+		return o
 	}
 
 	s.learnDelivery(img)
@@ -337,6 +343,16 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 		o.moveDelete = &Op{Kind: OpDelete, Path: op.OldPath, ImageID: op.OldImageID, Reason: "renamed to " + op.Path}
 	}
 	return o
+}
+
+// changedSince reports whether the open file f, or the file now at abs, differs from st.
+func changedSince(f *os.File, abs string, st fileStat) bool {
+	fi, err := f.Stat()
+	if err != nil || !statOf(fi).same(st) {
+		return true
+	}
+	fi, err = os.Lstat(abs)
+	return err != nil || !statOf(fi).same(st)
 }
 
 // settleConflict resolves an upload answered "already exists": an image of ours with the

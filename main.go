@@ -75,6 +75,12 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// cli carries the process's output streams and logger to the commands.
+type cli struct {
+	stdout, stderr io.Writer
+	logger         *slog.Logger
+}
+
 // usageError marks mistakes in the command line or configuration (exit code 2).
 type usageError struct{ msg string }
 
@@ -88,17 +94,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c := cli{stdout: stdout, stderr: stderr,
+		logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "demo":
-		err = cmdDemo(ctx, rest, stdout, logger)
+		err = c.demo(ctx, rest)
 	case "sync":
-		err = cmdSync(ctx, rest, stdout, logger)
+		err = c.sync(ctx, rest)
 	case "ls":
-		err = cmdLs(rest, stdout)
+		err = c.ls(rest)
 	case "emulator":
-		err = cmdEmulator(ctx, rest, stdout, logger)
+		err = c.emulator(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "cfimgsync", version)
 	case "help", "-h", "--help":
@@ -173,8 +180,8 @@ type syncOptions struct {
 	once, dryRun       bool
 }
 
-func cmdSync(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
-	fs := newFlagSet("sync", os.Stderr)
+func (c cli) sync(ctx context.Context, args []string) error {
+	fs := newFlagSet("sync", c.stderr)
 	var o syncOptions
 	fs.StringVar(&o.dir, "dir", "", "folder to mirror (required)")
 	fs.StringVar(&o.state, "state", defaultStatePath(), "index file")
@@ -188,11 +195,11 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if o.dir == "" {
 		return usageError{"sync: --dir is required"}
 	}
-	client, err := clientFromEnv(logger)
+	client, err := clientFromEnv(c.logger)
 	if err != nil {
 		return err
 	}
-	return mirror(ctx, client, envAccountID(), o, stdout, logger)
+	return c.mirror(ctx, client, envAccountID(), o)
 }
 
 // clientFromEnv builds the API client from the documented environment variables.
@@ -228,7 +235,8 @@ func defaultStatePath() string {
 }
 
 // mirror runs one folder: a single pass (--once, --dry-run) or the watching daemon.
-func mirror(ctx context.Context, client *batchapi.Client, account string, o syncOptions, stdout io.Writer, logger *slog.Logger) error {
+func (c cli) mirror(ctx context.Context, client *batchapi.Client, account string, o syncOptions) error {
+	stdout, logger := c.stdout, c.logger
 	root, err := filepath.Abs(o.dir)
 	if err != nil {
 		return usageError{fmt.Sprintf("sync: --dir: %v", err)}
@@ -283,7 +291,13 @@ func mirror(ctx context.Context, client *batchapi.Client, account string, o sync
 	g.Go(func() error { return w.Run(gctx, hints) })
 	g.Go(func() error { return s.Run(gctx, hints) })
 	fmt.Fprintf(stdout, "watching %s (Ctrl-C to stop)\n", root)
-	return g.Wait()
+	err = g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// A signal is how a daemon is asked to stop: that is a clean exit, not an
+		// interruption, so the service manager does not count it as a failure.
+		return nil
+	}
+	return err
 }
 
 // progressPrinter writes one plain line per finished operation.
@@ -335,8 +349,8 @@ func printPlan(w io.Writer, p syncer.Plan) error {
 	return nil
 }
 
-func cmdLs(args []string, stdout io.Writer) error {
-	fs := newFlagSet("ls", os.Stderr)
+func (c cli) ls(args []string) error {
+	fs := newFlagSet("ls", c.stderr)
 	state := fs.String("state", defaultStatePath(), "index file")
 	asJSON := fs.Bool("json", false, "print JSON lines")
 	if err := parseFlags(fs, args); err != nil {
@@ -347,7 +361,7 @@ func cmdLs(args []string, stdout io.Writer) error {
 		return fmt.Errorf("open index: %w", err)
 	}
 	defer st.Close()
-	return listIndex(stdout, st.Folder("default"), *asJSON)
+	return listIndex(c.stdout, st.Folder("default"), *asJSON)
 }
 
 // lsEntry is one line of `cfimgsync ls --json`; its field names are a stable interface.
@@ -387,8 +401,8 @@ func listIndex(w io.Writer, f *store.Folder, asJSON bool) error {
 	})
 }
 
-func cmdEmulator(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
-	fs := newFlagSet("emulator", os.Stderr)
+func (c cli) emulator(ctx context.Context, args []string) error {
+	fs := newFlagSet("emulator", c.stderr)
 	listen := fs.String("listen", "127.0.0.1:8787", "address to listen on")
 	var o emulator.Options
 	fs.StringVar(&o.AccountID, "account-id", emulatorAccountID, "account ID the global routes accept")
@@ -401,7 +415,7 @@ func cmdEmulator(ctx context.Context, args []string, stdout io.Writer, logger *s
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	o.Logger = logger
+	o.Logger = c.logger
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return usageError{fmt.Sprintf("emulator: %v", err)}
@@ -410,13 +424,14 @@ func cmdEmulator(ctx context.Context, args []string, stdout io.Writer, logger *s
 	base := "http://" + ln.Addr().String()
 	// The emulator's token is not a secret (it guards nothing), but it is still not
 	// printed, so that copying this output never teaches anyone to paste tokens around.
-	fmt.Fprintf(stdout, "Cloudflare Images emulator listening on %s\n  export CFIMGSYNC_API_URL=%s/client/v4\n  export CFIMGSYNC_BATCH_URL=%s\n  export CLOUDFLARE_ACCOUNT_ID=%s\n  export CLOUDFLARE_API_TOKEN=...   # the --api-token value\n",
+	fmt.Fprintf(c.stdout, "Cloudflare Images emulator listening on %s\n  export CFIMGSYNC_API_URL=%s/client/v4\n  export CFIMGSYNC_BATCH_URL=%s\n  export CLOUDFLARE_ACCOUNT_ID=%s\n  export CLOUDFLARE_API_TOKEN=...   # the --api-token value\n",
 		base, base, base, o.AccountID)
 	return emulator.Serve(ctx, ln, e)
 }
 
-func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
-	fs := newFlagSet("demo", os.Stderr)
+func (c cli) demo(ctx context.Context, args []string) error {
+	fs := newFlagSet("demo", c.stderr)
+	stdout, logger := c.stdout, c.logger
 	var o syncOptions
 	fs.StringVar(&o.dir, "dir", "cfimgsync-demo", "folder to mirror; filled with sample images if it does not exist")
 	fs.BoolVar(&o.once, "once", false, "finish after the first pass")
@@ -458,8 +473,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		return err
 	}
 	fmt.Fprintf(stdout, "emulator listening on %s\nmirroring %s\n", base, o.dir)
-	o.once = o.once || false
-	err = mirror(ctx, client, emulatorAccountID, o, stdout, logger)
+	err = c.mirror(ctx, client, emulatorAccountID, o)
 	if o.once {
 		st, oerr := store.Open(o.state, store.Options{Timeout: time.Second, ReadOnly: true})
 		if oerr == nil {

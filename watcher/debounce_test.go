@@ -304,7 +304,7 @@ func TestAggregatorHeapStaysSmall(t *testing.T) {
 
 func BenchmarkAggregatorAdd(b *testing.B) {
 	a := newAggregator(testSettle, testMaxWait, 1<<30)
-	paths := make([]string, 2_000)
+	paths := make([]string, 10_000)
 	for i := range paths {
 		paths[i] = fmt.Sprintf("shop/dir%d/file%d.jpg", i%100, i)
 	}

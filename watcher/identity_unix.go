@@ -19,5 +19,6 @@ func identity(_ string, fi fs.FileInfo) (fileID, bool) {
 	if !ok {
 		return fileID{}, false
 	}
-	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true //nolint:unconvert // types differ per platform
+	// The conversions are needed: Dev and Ino have different types on different platforms.
+	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
 }

@@ -122,8 +122,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path}
 	db.MaxBatchDelay = batchDelay
+	s := &Store{db: db, path: path}
 	if err := s.validate(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open index %s: %w", path, err)
@@ -444,7 +444,7 @@ func checkFolder(name string, fb *bolt.Bucket, report func(error)) {
 func (s *Store) view(fn func(*bolt.Tx) error, userFn *bool) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer guard(&err, userFn)
-	return mapErr(s.db.View(fn))
+	return mapErr(s.db.View(protect(fn, userFn)))
 }
 
 // update runs fn in a read-write transaction, its own or, while other writes are in flight,
@@ -461,9 +461,19 @@ func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
 	defer guard(&err, nil)
 	defer s.writers.Add(-1)
 	if s.writers.Add(1) > 1 {
-		return mapErr(s.db.Batch(fn))
+		return mapErr(s.db.Batch(protect(fn, nil)))
 	}
-	return mapErr(s.db.Update(fn))
+	return mapErr(s.db.Update(protect(fn, nil)))
+}
+
+// protect makes fn fault-safe in whatever goroutine runs it: Batch runs it in one of its
+// own, where a fault on a damaged page would otherwise end the process.
+func protect(fn func(*bolt.Tx) error, userFn *bool) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) (err error) {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer guard(&err, userFn)
+		return fn(tx)
+	}
 }
 
 // guard turns a panic or memory fault inside bbolt (a damaged page) into ErrCorrupt. bbolt

@@ -218,6 +218,7 @@ func TestCheckGenerated(t *testing.T) {
 		{"avif at its side limit", heif("avif", 1200, 10), def, accept(preflight.AVIF, 1200, 10, 1)},
 		{"avif over its side limit", heif("avif", 1201, 10), def, refuse(preflight.ReasonSideTooLong)},
 		{"heic 2000 wide is fine", heif("heic", 2000, 10), def, accept(preflight.HEIC, 2000, 10, 1)},
+		{"heic without ipma takes the largest ispe", mutate(heif("heic", 640, 480), func(b []byte) []byte { copy(b[bytes.Index(b, []byte("ipma")):], "free"); return b }), def, accept(preflight.HEIC, 1280, 960, 1)},
 		{"heic turned off", heif("heic", 64, 64), noHEIF, refuse(preflight.ReasonUnsupportedFormat)},
 		{"avif turned off", heif("avif", 64, 64), noHEIF, refuse(preflight.ReasonUnsupportedFormat)},
 		{"heif mif1 with heic compatible", mutate(heif("heic", 64, 64), func(b []byte) []byte { copy(b[8:], "mif1"); return b }), def, accept(preflight.HEIC, 64, 64, 1)},
@@ -390,6 +391,18 @@ func TestMaxInflateCap(t *testing.T) {
 		lim.MaxInflate = cap
 		if _, err := check(t, data, lim); err != nil {
 			t.Errorf("MaxInflate %d: got %v, want accepted (only CRCs checked past the cap)", cap, err)
+		}
+	}
+}
+
+// A file that grows while being checked (a writer appending) is checked as of the size the
+// caller saw: the bytes past it are never read.
+func TestReadsOnlyUpToSize(t *testing.T) {
+	for _, img := range [][]byte{encodePNG(t, gradient(9, 9)), encodeJPEG(t, gradient(9, 9)), encodeGIF(t, 9, 9, 2), animatedWebP(9, 9, 2), heif("avif", 9, 9), []byte(`<svg width="9" height="9"/>`)} {
+		grown := append(bytes.Clone(img), bytes.Repeat([]byte{0xff}, 4096)...)
+		r := &strictReader{t: t, data: grown, size: int64(len(img))}
+		if info, err := preflight.Check(r, r.size, preflight.DefaultLimits()); err != nil || info.Width != 9 {
+			t.Errorf("%s: %+v, %v", info.Format, info, err)
 		}
 	}
 }

@@ -16,7 +16,7 @@
 //
 // A refusal is an [*Error] whose [Reason] is stable (for the index and status output) and whose
 // message names the limit and the value found, e.g.
-// "side too long: 13000x10 px: width 13000 exceeds the 12,000 px limit".
+// "side too long: 13000x10 px: width 13,000 exceeds the 12,000 px limit".
 // Read errors from the underlying file are returned as ordinary errors: they say nothing about the
 // content, and the caller should retry rather than park the file.
 package preflight

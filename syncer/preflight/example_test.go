@@ -22,6 +22,6 @@ func ExampleCheckFile() {
 	}
 	// Output:
 	// upload as image/gif: 64x64, 3 frames
-	// skip (not-an-image): not an image: content is not PNG, JPEG, GIF, WebP, SVG, HEIC or AVIF (starts with "this is a shoppi")
+	// skip (not-an-image): not an image: content is not PNG, JPEG, GIF, WebP, SVG, HEIC or AVIF (starts with "this")
 	// skip (side-too-long): side too long: 12001x1 px: width 12,001 exceeds the 12,000 px limit
 }

@@ -269,7 +269,9 @@ func sniff(head []byte) (Format, error) {
 	if len(t) > 0 && t[0] == '<' {
 		return SVG, nil
 	}
-	return "", refuse(ReasonNotAnImage, "content is not PNG, JPEG, GIF, WebP, SVG, HEIC or AVIF (starts with %q)", head[:min(len(head), 16)])
+	// Four bytes are enough to tell a magic number (%PDF, PK\x03\x04) and too few to leak much of
+	// a stray document into logs.
+	return "", refuse(ReasonNotAnImage, "content is not PNG, JPEG, GIF, WebP, SVG, HEIC or AVIF (starts with %q)", head[:min(len(head), 4)])
 }
 
 // checkDims applies the pixel limits to a w×h image of the given frame count.

@@ -38,7 +38,7 @@ func BenchmarkInitialWalk(b *testing.B) {
 			b.Fatal(err)
 		}
 		tr := newTree(w, fw.Add, fw.Remove)
-		if !tr.walk("") {
+		if !tr.walk(context.Background(), "") {
 			b.Fatal("walk incomplete")
 		}
 		if len(tr.dirs) != 1111 {

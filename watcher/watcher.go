@@ -173,7 +173,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Batch) error {
 	}
 	t := newTree(w, add, fw.Remove)
 	t.emit = emit
-	t.start()
+	t.start(ctx)
 
 	poll := time.NewTicker(w.opts.RootPoll)
 	defer poll.Stop()
@@ -185,9 +185,9 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Batch) error {
 			if !ok {
 				return fmt.Errorf("watch %s: fsnotify closed its event channel", w.root)
 			}
-			t.event(ev)
+			t.event(ctx, ev)
 		case <-poll.C:
-			t.checkRoot()
+			t.checkRoot(ctx)
 		}
 	}
 }
@@ -248,12 +248,12 @@ func (t *tree) rel(name string) (string, bool) {
 }
 
 // start adds the initial watches. If the root is already gone, the poll finds it later.
-func (t *tree) start() {
+func (t *tree) start(ctx context.Context) {
 	if _, err := os.Stat(t.root); err != nil {
 		t.lose(fmt.Sprintf("root unavailable: %v", err))
 		return
 	}
-	if t.walk("") {
+	if t.walk(ctx, "") {
 		t.limit = false
 	} else {
 		t.emit(change{rescan: true})
@@ -263,10 +263,13 @@ func (t *tree) start() {
 // walk adds watches to dir (relative) and every directory below it that is not ignored.
 // It returns false if a watch could not be added for a reason that loses events (the watch
 // limit, or an unexpected error); the caller then asks for a rescan.
-func (t *tree) walk(rel string) bool {
+func (t *tree) walk(ctx context.Context, rel string) bool {
 	complete := true
 	var visit func(rel string, fi fs.FileInfo)
 	visit = func(rel string, fi fs.FileInfo) {
+		if ctx.Err() != nil {
+			return // shutting down; a huge tree must not hold Run up
+		}
 		id, idOK := identity(t.abs(rel), fi)
 		if idOK {
 			if other, seen := t.ids[id]; seen && other != rel {
@@ -384,7 +387,7 @@ func (t *tree) unwatch(rel string) {
 	}
 }
 
-func (t *tree) event(ev fsnotify.Event) {
+func (t *tree) event(ctx context.Context, ev fsnotify.Event) {
 	if t.lost {
 		return // stale events from before the root went away
 	}
@@ -435,7 +438,7 @@ func (t *tree) event(ev fsnotify.Event) {
 				// not reported gone yet): start afresh so no stale watch lingers.
 				t.unwatch(rel)
 			}
-			if !t.walk(rel) {
+			if !t.walk(ctx, rel) {
 				t.emit(change{rescan: true})
 			}
 		}
@@ -477,7 +480,7 @@ func (t *tree) lose(why string) {
 // checkRoot runs on every poll tick. While the root is watched it makes sure the path still
 // leads to the directory we watch (a parent renamed, an unmount, a directory swapped in
 // place give no event on the root itself). While it is lost it waits for it to come back.
-func (t *tree) checkRoot() {
+func (t *tree) checkRoot(ctx context.Context) {
 	fi, err := os.Stat(t.root)
 	if !t.lost {
 		switch {
@@ -489,7 +492,7 @@ func (t *tree) checkRoot() {
 			if id, ok := identity(t.root, fi); ok {
 				if want, watched := t.dirs[""]; watched && id != want {
 					t.lose("root replaced by another directory")
-					t.checkRoot() // and pick up the new one right away
+					t.checkRoot(ctx) // and pick up the new one right away
 				}
 			}
 		}
@@ -499,7 +502,7 @@ func (t *tree) checkRoot() {
 		return
 	}
 	t.lost = false
-	if t.walk("") {
+	if t.walk(ctx, "") {
 		t.limit = false
 	}
 	if _, ok := t.dirs[""]; !ok {

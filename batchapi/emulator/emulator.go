@@ -47,6 +47,8 @@ type Emulator struct {
 	log     *slog.Logger
 	signKey []byte
 
+	inflaters sync.Pool // of flate readers, for PNG checks
+
 	mu     sync.RWMutex // guards images, stored and seq
 	images map[string]*record
 	stored int // images that are not drafts

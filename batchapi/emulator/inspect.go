@@ -8,10 +8,11 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/adler32"
 	"hash/crc32"
 	"image/gif"
 	"image/jpeg"
-	"image/png"
 	"io"
 	"strconv"
 	"strings"
@@ -84,7 +85,7 @@ func (e *Emulator) inspect(data []byte) (imageInfo, *inspectError) {
 	case len(data) == 0:
 		return info, unsupported("Uploaded image is empty")
 	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
-		info, err = inspectPNG(data)
+		info, err = e.inspectPNG(data)
 	case bytes.HasPrefix(data, []byte{0xff, 0xd8, 0xff}):
 		info, err = inspectJPEG(data)
 	case bytes.HasPrefix(data, []byte("GIF87a")) || bytes.HasPrefix(data, []byte("GIF89a")):
@@ -135,7 +136,7 @@ func (e *Emulator) checkLimits(info imageInfo) *inspectError {
 
 // ---- PNG ----
 
-func inspectPNG(data []byte) (imageInfo, *inspectError) {
+func (e *Emulator) inspectPNG(data []byte) (imageInfo, *inspectError) {
 	info := imageInfo{format: FormatPNG, frames: 1}
 	var (
 		idat                   [][]byte
@@ -200,47 +201,118 @@ func inspectPNG(data []byte) (imageInfo, *inspectError) {
 	if info.width > maxSide || info.height > maxSide || int64(info.width)*int64(info.height) > maxArea {
 		return info, nil
 	}
-	if int64(info.width)*int64(info.height) <= fullDecodeArea {
-		if _, err := png.Decode(bytes.NewReader(data)); err != nil {
-			return info, unsupported("Error during decoding: %v", err)
-		}
-		return info, nil
-	}
-	want := pngRawSize(info.width, info.height, bpp, interlac == 1)
-	if err := inflateCheck(bytes.Join(idat, nil), want); err != nil {
+	rows := &pngRows{runs: pngRowRuns(info.width, info.height, bpp, interlac == 1)}
+	if err := e.inflateCheck(bytes.Join(idat, nil), rows); err != nil {
 		return info, unsupported("Error during decoding: PNG image data: %v", err)
 	}
 	return info, nil
 }
 
-// inflateCheck inflates a zlib stream to nowhere and checks it yields at least want
-// bytes. The Adler-32 trailer must be present but is not recomputed: the chunk CRCs
-// already cover every byte, and summing 100 MB byte by byte would dominate the check.
-func inflateCheck(z []byte, want int64) error {
+// inflateCheck inflates a zlib stream into w, which checks the data, and checks the
+// Adler-32 trailer when the data is small enough for that to be cheap. Above that the
+// trailer must be present but is not recomputed: the chunk CRCs already cover every
+// byte, and summing 100 MB byte by byte would dominate the check.
+func (e *Emulator) inflateCheck(z []byte, w *pngRows) error {
 	if len(z) < 2+4 || (uint16(z[0])<<8|uint16(z[1]))%31 != 0 || z[0]&0x0f != 8 || z[1]&0x20 != 0 {
 		return errors.New("bad zlib header")
 	}
 	br := bytes.NewReader(z[2:])
-	fr := flate.NewReader(br)
-	got, err := io.Copy(discard{}, fr)
-	if err != nil {
+	// Inflaters are pooled: each holds a 32 KiB window, which would otherwise be most of
+	// the garbage a small upload makes.
+	fr, _ := e.inflaters.Get().(io.ReadCloser)
+	if fr == nil {
+		fr = flate.NewReader(br)
+	} else if err := fr.(flate.Resetter).Reset(br, nil); err != nil {
 		return err
 	}
-	if got < want {
-		return fmt.Errorf("short: %d of %d bytes", got, want)
+	defer e.inflaters.Put(fr)
+	var sum hash.Hash32
+	var dst io.Writer = w
+	if w.total() <= 32<<20 {
+		sum = adler32.New()
+		dst = io.MultiWriter(w, sum)
 	}
-	if br.Len() < 4 {
+	if _, err := io.Copy(dst, fr); err != nil {
+		return err
+	}
+	if !w.complete() {
+		return fmt.Errorf("image data is short (%d bytes)", w.n)
+	}
+	var trailer [4]byte
+	if _, err := io.ReadFull(br, trailer[:]); err != nil {
 		return errors.New("zlib stream has no checksum (truncated)")
+	}
+	if sum != nil && binary.BigEndian.Uint32(trailer[:]) != sum.Sum32() {
+		return errors.New("zlib: invalid checksum")
 	}
 	return nil
 }
 
-func byteReaders(bufs [][]byte) []io.Reader {
-	rs := make([]io.Reader, len(bufs))
-	for i, b := range bufs {
-		rs[i] = bytes.NewReader(b)
+// rowRun is a run of scanlines of one length (filter byte included).
+type rowRun struct {
+	length int64
+	count  int64
+}
+
+// pngRowRuns lists the scanlines of an image: one run, or one per Adam7 pass.
+func pngRowRuns(w, h, bpp int, interlaced bool) []rowRun {
+	run := func(w, h int) []rowRun {
+		if w <= 0 || h <= 0 {
+			return nil
+		}
+		return []rowRun{{length: 1 + (int64(w)*int64(bpp)+7)/8, count: int64(h)}}
 	}
-	return rs
+	if !interlaced {
+		return run(w, h)
+	}
+	passes := [7][4]int{ // x0, y0, dx, dy of Adam7
+		{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2},
+	}
+	var runs []rowRun
+	for _, p := range passes {
+		runs = append(runs, run((w-p[0]+p[2]-1)/p[2], (h-p[1]+p[3]-1)/p[3])...)
+	}
+	return runs
+}
+
+// pngRows receives decompressed PNG data and checks the filter type at the start of
+// every scanline, without keeping any of it.
+type pngRows struct {
+	runs []rowRun
+	pos  int64 // offset in the current row
+	n    int64 // bytes written
+}
+
+func (r *pngRows) total() int64 {
+	var t int64
+	for _, run := range r.runs {
+		t += run.length * run.count
+	}
+	return t
+}
+
+func (r *pngRows) complete() bool { return len(r.runs) == 0 }
+
+func (r *pngRows) Write(p []byte) (int, error) {
+	written := len(p)
+	r.n += int64(len(p))
+	for len(p) > 0 && len(r.runs) > 0 {
+		cur := &r.runs[0]
+		if r.pos == 0 && p[0] > 4 {
+			return 0, fmt.Errorf("bad filter type %d", p[0])
+		}
+		take := min(int64(len(p)), cur.length-r.pos)
+		r.pos += take
+		p = p[take:]
+		if r.pos == cur.length {
+			r.pos = 0
+			if cur.count--; cur.count == 0 {
+				r.runs = r.runs[1:]
+			}
+		}
+	}
+	// Data past the last row is ignored, as decoders do.
+	return written, nil
 }
 
 // discard hides io.Discard's ReaderFrom so io.Copy uses its own 32 KiB buffer rather than
@@ -271,31 +343,6 @@ func pngBitsPerPixel(ctype, depth byte) (int, bool) {
 		return 4 * int(depth), valid(8, 16)
 	}
 	return 0, false
-}
-
-// pngRawSize is the length of the decompressed, filtered scanlines.
-func pngRawSize(w, h, bpp int, interlaced bool) int64 {
-	rows := func(w, h int) int64 {
-		if w == 0 || h == 0 {
-			return 0
-		}
-		return int64(h) * (1 + (int64(w)*int64(bpp)+7)/8)
-	}
-	if !interlaced {
-		return rows(w, h)
-	}
-	passes := [7][4]int{ // x0, y0, dx, dy of Adam7
-		{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2},
-	}
-	var total int64
-	for _, p := range passes {
-		pw := (w - p[0] + p[2] - 1) / p[2]
-		ph := (h - p[1] + p[3] - 1) / p[3]
-		if pw > 0 && ph > 0 {
-			total += rows(pw, ph)
-		}
-	}
-	return total
 }
 
 // ---- JPEG ----

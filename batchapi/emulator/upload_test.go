@@ -2,10 +2,13 @@ package emulator
 
 import (
 	"bytes"
+	"compress/zlib"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -310,4 +313,82 @@ func TestURLUpload(t *testing.T) {
 	c.upload(field{name: "url", value: origin.URL + "/missing.png"}).want(t, 400, 5400)
 	c.upload(field{name: "url", value: "https://example.com/a.png"}).want(t, 400, 5400)
 	c.upload(field{name: "url", value: "ftp://127.0.0.1/a.png"}).want(t, 400, 5400)
+}
+
+// rebuildPNG re-encodes the image data of p after mutate has changed the decompressed
+// scanlines, then lets mutateZ change the zlib stream; chunk CRCs are made valid again,
+// so only the image-data checks can notice.
+func rebuildPNG(t *testing.T, p []byte, mutate func([]byte), mutateZ func([]byte) []byte) []byte {
+	t.Helper()
+	var idat []byte
+	var head, tail bytes.Buffer
+	rest := p[8:]
+	head.Write(p[:8])
+	for len(rest) > 0 {
+		n := int(binary.BigEndian.Uint32(rest[:4]))
+		typ := string(rest[4:8])
+		chunk := rest[:12+n]
+		switch {
+		case typ == "IDAT":
+			idat = append(idat, rest[8:8+n]...)
+		case idat == nil:
+			head.Write(chunk)
+		default:
+			tail.Write(chunk)
+		}
+		rest = rest[12+n:]
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(idat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutate(raw)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(raw)
+	zw.Close()
+	out := head.Bytes()
+	out = append(out, pngChunk("IDAT", mutateZ(z.Bytes()))...)
+	return append(out, tail.Bytes()...)
+}
+
+func TestPNGDataChecks(t *testing.T) {
+	s := newServer(t, Options{})
+	c := s.global(t)
+	orig := pngBytes(t, 10, 6) // 6 scanlines
+	same := func(z []byte) []byte { return z }
+	tests := []struct {
+		name    string
+		content []byte
+		ok      bool
+	}{
+		{"rebuilt unchanged", rebuildPNG(t, orig, func([]byte) {}, same), true},
+		{"bad filter byte", rebuildPNG(t, orig, func(raw []byte) { raw[len(raw)/6*3] = 9 }, same), false},
+		{"bad adler32", rebuildPNG(t, orig, func([]byte) {}, func(z []byte) []byte {
+			z[len(z)-1] ^= 1
+			return z
+		}), false},
+		{"no adler32", rebuildPNG(t, orig, func([]byte) {}, func(z []byte) []byte { return z[:len(z)-4] }), false},
+		{"short data", rebuildPNG(t, orig, func([]byte) {}, func([]byte) []byte {
+			var z bytes.Buffer
+			zw := zlib.NewWriter(&z)
+			zw.Write(make([]byte, 30)) // less than one scanline
+			zw.Close()
+			return z.Bytes()
+		}), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.upload(fileField("x.png", tt.content))
+			if tt.ok {
+				r.want(t, 200, 0)
+			} else {
+				r.want(t, 415, 5455)
+			}
+		})
+	}
 }

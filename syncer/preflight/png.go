@@ -82,16 +82,23 @@ func crcOfType(typ string) uint32 {
 	return crc32.Update(0, crc32.IEEETable, b[:])
 }
 
-// pngChannels maps a colour type to its channel count and the bit depths it allows.
-var pngChannels = [7]struct {
-	n      int
-	depths uint32 // bit set of allowed depths
-}{
-	0: {1, 1<<1 | 1<<2 | 1<<4 | 1<<8 | 1<<16},
-	2: {3, 1<<8 | 1<<16},
-	3: {1, 1<<1 | 1<<2 | 1<<4 | 1<<8},
-	4: {2, 1<<8 | 1<<16},
-	6: {4, 1<<8 | 1<<16},
+// pngChannels returns a colour type's channel count, or 0 if the type does not allow depth.
+func pngChannels(ctype, depth int) int {
+	switch {
+	case ctype == 0 && (depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16):
+		return 1 // gray
+	case ctype == 3 && (depth == 1 || depth == 2 || depth == 4 || depth == 8):
+		return 1 // palette index
+	case depth != 8 && depth != 16:
+		return 0
+	case ctype == 2:
+		return 3 // RGB
+	case ctype == 4:
+		return 2 // gray + alpha
+	case ctype == 6:
+		return 4 // RGBA
+	}
+	return 0
 }
 
 func checkPNG(src *source, lim Limits) (Info, error) {
@@ -116,7 +123,8 @@ func checkPNG(src *source, lim Limits) (Info, error) {
 	if w == 0 || h == 0 || w > 1<<31-1 || h > 1<<31-1 {
 		return Info{}, corrupt(PNG, "IHDR: bad image size %dx%d", w, h)
 	}
-	if ctype >= len(pngChannels) || pngChannels[ctype].n == 0 || depth > 16 || pngChannels[ctype].depths&(1<<depth) == 0 {
+	channels := pngChannels(ctype, depth)
+	if channels == 0 {
 		return Info{}, corrupt(PNG, "IHDR: bad colour type %d with bit depth %d", ctype, depth)
 	}
 	if ihdr[10] != 0 || ihdr[11] != 0 || interlace > 1 {
@@ -126,7 +134,7 @@ func checkPNG(src *source, lim Limits) (Info, error) {
 	if err := checkDims(PNG, info.Width, info.Height, 1, lim); err != nil {
 		return Info{}, err
 	}
-	raw := pngRawSize(int64(w), int64(h), int64(depth*pngChannels[ctype].n), interlace == 1)
+	raw := pngRawSize(int64(w), int64(h), int64(depth*channels), interlace == 1)
 
 	var (
 		sawPLTE, sawIDAT, idatDone bool
@@ -151,11 +159,15 @@ func checkPNG(src *source, lim Limits) (Info, error) {
 				return Info{}, corrupt(PNG, "no IDAT chunk")
 			}
 			// Bytes after IEND are ignored, as decoders do.
-			info.Frames = 1
+			frames := int64(1)
 			if animated {
-				info.Frames = int(max(acFrames, fcFrames, 1))
+				frames = max(acFrames, fcFrames, 1)
 			}
-			return info, checkDims(PNG, info.Width, info.Height, int64(info.Frames), lim)
+			if err := checkDims(PNG, info.Width, info.Height, frames, lim); err != nil {
+				return Info{}, err
+			}
+			info.Frames = int(frames) // within the area limit, so it fits
+			return info, nil
 		case "IDAT":
 			if idatDone {
 				return Info{}, corrupt(PNG, "IDAT chunk at offset %d is not next to the other IDAT chunks", c.off)

@@ -243,15 +243,15 @@ func Check(r io.ReaderAt, size int64, lim Limits) (Info, error) {
 	return info, nil
 }
 
-var (
-	sigPNG = []byte("\x89PNG\r\n\x1a\n")
-	bom    = []byte("\xef\xbb\xbf")
+const (
+	sigPNG = "\x89PNG\r\n\x1a\n"
+	bom    = "\xef\xbb\xbf" // UTF-8 byte order mark
 )
 
 // sniff recognises a format from the first bytes of a file.
 func sniff(head []byte) (Format, error) {
 	switch {
-	case bytes.HasPrefix(head, sigPNG):
+	case bytes.HasPrefix(head, []byte(sigPNG)):
 		return PNG, nil
 	case bytes.HasPrefix(head, []byte{0xff, 0xd8, 0xff}):
 		return JPEG, nil
@@ -265,7 +265,7 @@ func sniff(head []byte) (Format, error) {
 		}
 		return "", refuse(ReasonNotAnImage, "ISO-BMFF file with brand %q is neither HEIC nor AVIF", head[8:12])
 	}
-	t := bytes.TrimLeft(bytes.TrimPrefix(head, bom), " \t\r\n")
+	t := bytes.TrimLeft(bytes.TrimPrefix(head, []byte(bom)), " \t\r\n")
 	if len(t) > 0 && t[0] == '<' {
 		return SVG, nil
 	}

@@ -26,7 +26,7 @@ var entityDecl = regexp.MustCompile(`<!ENTITY\s+([^\s%"'<>]+)\s`)
 // when they are plain pixel numbers.
 func checkSVG(src *source, head []byte) (Info, error) {
 	start := int64(0)
-	if bytes.HasPrefix(head, bom) {
+	if bytes.HasPrefix(head, []byte(bom)) {
 		start = int64(len(bom)) // encoding/xml does not skip a byte order mark
 	}
 	d := xml.NewDecoder(newSeqReader(src, start))

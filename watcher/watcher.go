@@ -448,6 +448,11 @@ func (t *tree) event(ctx context.Context, ev fsnotify.Event) {
 
 	// Write or Chmod.
 	_, isDir := t.dirs[rel]
+	if isDir && !ev.Has(fsnotify.Chmod) {
+		// kqueue and Windows send Write for a directory whose entries changed; the entries
+		// get events of their own, and handing on the directory would walk all of it.
+		return
+	}
 	if t.opts.Ignore.Match(rel, isDir) {
 		return
 	}

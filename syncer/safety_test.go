@@ -371,3 +371,24 @@ func TestSyncAuthErrorAborts(t *testing.T) {
 		t.Fatalf("intents left: %+v", ins)
 	}
 }
+
+func TestHintNeverFollowsSymlinkedDirectory(t *testing.T) {
+	e := newEnv(t)
+	outside := t.TempDir()
+	if err := os.WriteFile(outside+"/secret.png", pngBytes(5), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, e.abs("link")); err != nil {
+		t.Fatal(err)
+	}
+	e.write("real.png", pngBytes(1))
+	e.syncOnce()
+	s := e.syncer()
+	res, err := s.pass(context.Background(), hintScope([]string{"link/secret.png", "link"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Uploaded != 0 || s.reads.Load() != 0 || e.imageCount() != 1 {
+		t.Fatalf("read through a symlinked directory: %+v, %d reads", res.Summary, s.reads.Load())
+	}
+}

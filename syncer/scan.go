@@ -188,6 +188,12 @@ func (s *scanner) abs(rel string) string {
 // walk lists the subtree at rel into res.
 func (s *scanner) walk(ctx context.Context, rel string, res *scanResult) error {
 	if rel != "" {
+		if link, err := s.linkedAncestor(rel); err != nil || link != "" {
+			// Lstat would follow a symlinked directory above rel and read outside the
+			// root; the full walk never descends into one, so neither does a hint.
+			s.unseen(res, rel, err)
+			return nil
+		}
 		fi, err := os.Lstat(s.abs(rel))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -258,6 +264,28 @@ func (s *scanner) walk(ctx context.Context, rel string, res *scanResult) error {
 		s.add(res, r, fi)
 		return nil
 	})
+}
+
+// linkedAncestor returns the first directory above rel that is not a real directory (a
+// symlink), or "" if there is none. A missing ancestor is not reported: rel is gone.
+func (s *scanner) linkedAncestor(rel string) (string, error) {
+	for i := 0; ; {
+		j := strings.IndexByte(rel[i:], '/')
+		if j < 0 {
+			return "", nil
+		}
+		dir := rel[:i+j]
+		fi, err := os.Lstat(s.abs(dir))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return "", nil
+		case err != nil:
+			return dir, err
+		case !fi.IsDir():
+			return dir, nil
+		}
+		i += j + 1
+	}
 }
 
 func (s *scanner) unseen(res *scanResult, rel string, err error) {

@@ -60,14 +60,18 @@
 //     loopback IP are fetched (no redirects followed); any other URL, or an origin that
 //     does not answer 200, is 400/5400. The filename is the URL's base name.
 //   - The format is sniffed from the bytes, never the name or the part's Content-Type.
-//     Unknown, empty, truncated or corrupt content: 415/5455. "Corrupt" is checked by
-//     decoding where that is cheap (up to 4 megapixels), and structurally above that: PNG
-//     chunk CRCs, IHDR/IEND, the IDAT zlib stream inflated to io.Discard and its length;
-//     JPEG segments and entropy data up to EOI, every component scanned and, for a
-//     progressive JPEG, every coefficient refined to the last bit (a progressive file cut
-//     after a few scans is refused); GIF blocks up to the trailer, each frame's LZW data
-//     decoded to io.Discard; WebP RIFF chunk sizes, each frame decoded; SVG parsed as XML
-//     with an <svg> root; HEIC/AVIF box structure, meta and mdat present, size from ispe.
+//     Unknown, empty, truncated or corrupt content: 415/5455. Nothing is ever decoded
+//     into a full-size pixel buffer above 4 megapixels. PNG: chunk CRCs, IHDR first, IEND
+//     present, the IDAT zlib stream inflated to nowhere with every scanline's filter byte
+//     and the total length checked (Adler-32 too, up to 32 MiB of pixel data). JPEG:
+//     segments and entropy data walked up to EOI, every component scanned and, for a
+//     progressive JPEG, every coefficient refined to the last bit (a progressive file
+//     cut after a few scans with EOI appended is refused, although lenient decoders
+//     show it); decoded fully up to 4 megapixels. GIF: blocks up to the trailer, each
+//     frame's LZW data decoded to nowhere. WebP: RIFF chunk sizes, still images and
+//     each animation frame decoded (up to 4 megapixels). SVG: well-formed XML with an
+//     <svg> root. HEIC/AVIF: box structure, meta and mdat present, size from ispe (the
+//     largest one; HEVC/AV1 data is not decoded).
 //   - Pixel limits from the content: 12,000 px per side (AVIF 1,200), 100 megapixels, and
 //     animations (GIF, WebP, APNG) canvas x frames over MaxAnimationArea (default 100
 //     megapixels; an older page said 50). Over a limit: 400/5400 with a message naming

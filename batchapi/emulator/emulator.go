@@ -461,8 +461,8 @@ func (e *Emulator) faults(op string) (time.Duration, int, bool) {
 	}
 	drop := false
 	for _, key := range []string{op, ""} {
-		if key == "" && !general {
-			break
+		if status != 0 || (key == "" && !general) {
+			break // a failed call changes nothing, so it has no answer worth dropping
 		}
 		if e.drops[key] > 0 {
 			e.drops[key]--
@@ -470,7 +470,7 @@ func (e *Emulator) faults(op string) (time.Duration, int, bool) {
 			break
 		}
 	}
-	return latency, status, drop && status == 0
+	return latency, status, drop
 }
 
 // SetLatency adds d before every API call on both hosts, from now on.

@@ -573,6 +573,10 @@ func (e *Emulator) fillDraft(r *http.Request, id string) response {
 		// Deleted, expired or filled while the file was being checked.
 		return errResponse(http.StatusConflict, codeExists, msgExists)
 	}
+	if e.stored >= e.opts.ImageQuota {
+		return errResponse(http.StatusForbidden, codeQuota,
+			fmt.Sprintf("The given account has reached a service limit (%d). Upgrade your plan to store more images.", e.opts.ImageQuota))
+	}
 	rec.id, rec.custom = cur.id, cur.custom
 	rec.meta, rec.creator, rec.requireSigned = cur.meta, cur.creator, cur.requireSigned
 	e.seq++

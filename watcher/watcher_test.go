@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// These tests run the real fsnotify on real directories. They never sleep: they poll the
+// These tests, and the scripts in testdata/scenarios, run the real fsnotify on real directories. They never sleep: they poll the
 // batches with a generous deadline, and prove that something does not arrive by making a
 // later change (a sentinel) arrive first.
 
@@ -233,112 +233,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func TestCreateFile(t *testing.T) {
-	h := startWatcher(t, t.TempDir(), fastOptions(), nil)
-	h.write("boots.jpg", "jpeg")
-	h.waitFor("boots.jpg", func() bool { return h.seen["boots.jpg"] > 0 })
-	if h.rescans != 0 {
-		t.Errorf("%d rescans for a plain create", h.rescans)
-	}
-}
-
-func TestExistingSubdirectoriesAreWatched(t *testing.T) {
-	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "shop", "boots", "old.jpg"), "x")
-	h := startWatcher(t, root, fastOptions(), nil)
-	h.write("shop/boots/new.jpg", "x")
-	h.waitFor("shop/boots/new.jpg", func() bool { return h.seen["shop/boots/new.jpg"] > 0 })
-	if h.seen["shop/boots/old.jpg"] > 0 {
-		t.Error("an untouched file was reported")
-	}
-}
-
-func TestNestedMkdir(t *testing.T) {
-	h := startWatcher(t, t.TempDir(), fastOptions(), nil)
-	// mkdir -p and files straight away: most are created before any watch below "a" exists.
-	if err := os.MkdirAll(h.path("a/b/c"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"a/1.jpg", "a/b/2.jpg", "a/b/c/3.jpg"} {
-		h.write(f, "x")
-	}
-	h.waitCovered("a/1.jpg", "a/b/2.jpg", "a/b/c/3.jpg")
-
-	// The new directories have watches of their own now.
-	h.clear()
-	h.write("a/b/c/later.jpg", "x")
-	h.waitCovered("a/b/c/later.jpg")
-	if h.rescans != 0 {
-		t.Errorf("%d rescans", h.rescans)
-	}
-}
-
-func TestMoveTreeInAndOut(t *testing.T) {
-	outside := t.TempDir()
-	h := startWatcher(t, t.TempDir(), fastOptions(), nil)
-	for _, f := range []string{"tree/a.jpg", "tree/x/b.jpg", "tree/x/y/c.jpg"} {
-		writeFile(t, filepath.Join(outside, filepath.FromSlash(f)), "x")
-	}
-
-	if err := os.Rename(filepath.Join(outside, "tree"), h.path("tree")); err != nil {
-		t.Fatal(err)
-	}
-	h.waitCovered("tree/a.jpg", "tree/x/y/c.jpg")
-
-	h.clear()
-	h.write("tree/x/y/new.jpg", "x")
-	h.waitFor("tree/x/y/new.jpg", func() bool { return h.seen["tree/x/y/new.jpg"] > 0 })
-
-	// Out again: the tree is reported gone, and its old watches must not report under
-	// the old name.
-	h.clear()
-	gone := filepath.Join(outside, "gone")
-	if err := os.Rename(h.path("tree"), gone); err != nil {
-		t.Fatal(err)
-	}
-	h.waitFor("tree reported gone", func() bool { return h.seen["tree"] > 0 })
-	h.clear()
-	writeFile(t, filepath.Join(gone, "x", "y", "after.jpg"), "x")
-	writeFile(t, filepath.Join(gone, "after.jpg"), "x")
-	h.neverSeen("tree")
-}
-
-func TestRenameDirectoryWithinRoot(t *testing.T) {
-	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "old", "sub", "a.jpg"), "x")
-	h := startWatcher(t, root, fastOptions(), nil)
-	if err := os.Rename(h.path("old"), h.path("new")); err != nil {
-		t.Fatal(err)
-	}
-	h.waitFor("old and new", func() bool { return h.seen["old"] > 0 && h.seen["new"] > 0 })
-
-	h.clear()
-	h.write("new/sub/b.jpg", "x")
-	h.waitFor("new/sub/b.jpg", func() bool { return h.seen["new/sub/b.jpg"] > 0 })
-	h.neverSeen("old")
-}
-
-func TestCopyDeepTree(t *testing.T) {
-	src := t.TempDir()
-	var files []string
-	dir := "copy"
-	for depth := range 6 {
-		dir += fmt.Sprintf("/d%d", depth)
-		for i := range 3 {
-			f := fmt.Sprintf("%s/f%d.jpg", dir, i)
-			files = append(files, f)
-			writeFile(t, filepath.Join(src, filepath.FromSlash(f)), f)
-		}
-	}
-	h := startWatcher(t, t.TempDir(), fastOptions(), nil)
-	copyTree(t, filepath.Join(src, "copy"), h.path("copy")) // as cp -r does: mkdir, then files
-	h.waitCovered(files...)
-
-	h.clear()
-	h.write(dir+"/late.jpg", "x")
-	h.waitFor("late file in the deepest copied directory", func() bool { return h.seen[dir+"/late.jpg"] > 0 })
-}
-
 func copyTree(t *testing.T, from, to string) {
 	t.Helper()
 	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
@@ -359,94 +253,6 @@ func copyTree(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func TestAtomicSave(t *testing.T) {
-	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "shop", "boots.jpg"), "v1")
-	h := startWatcher(t, root, fastOptions(), nil)
-	for _, tmp := range []string{"shop/.boots.jpg.a1B2c3", "shop/boots.jpg.tmp", "shop/boots.jpg.part"} {
-		h.write(tmp, "v2")
-		if err := os.Rename(h.path(tmp), h.path("shop/boots.jpg")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h.waitFor("shop/boots.jpg", func() bool { return h.seen["shop/boots.jpg"] > 0 })
-	h.neverSeen("shop/.boots.jpg.a1B2c3", "shop/boots.jpg.tmp", "shop/boots.jpg.part")
-}
-
-func TestRemove(t *testing.T) {
-	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "a.jpg"), "x")
-	writeFile(t, filepath.Join(root, "dir", "sub", "b.jpg"), "x")
-	h := startWatcher(t, root, fastOptions(), nil)
-
-	if err := os.Remove(h.path("a.jpg")); err != nil {
-		t.Fatal(err)
-	}
-	h.waitFor("a.jpg", func() bool { return h.seen["a.jpg"] > 0 })
-
-	if err := os.RemoveAll(h.path("dir")); err != nil {
-		t.Fatal(err)
-	}
-	h.waitCovered("dir/sub/b.jpg", "dir/sub")
-	h.waitFor("dir", func() bool { return h.seen["dir"] > 0 })
-
-	// The same name as a new directory gets a working watch.
-	h.clear()
-	h.write("dir/sub/c.jpg", "x")
-	h.waitCovered("dir/sub/c.jpg")
-	h.clear()
-	h.write("dir/sub/d.jpg", "x")
-	h.waitFor("dir/sub/d.jpg", func() bool { return h.seen["dir/sub/d.jpg"] > 0 })
-	if h.rescans != 0 {
-		t.Errorf("%d rescans", h.rescans)
-	}
-}
-
-func TestIgnored(t *testing.T) {
-	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "drafts", "old.jpg"), "x")
-	writeFile(t, filepath.Join(root, ".git", "HEAD"), "x")
-	m, err := NewMatcher([]string{"*.psd", "drafts/", "shop/raw/*"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := fastOptions()
-	opts.Ignore = m
-	h := startWatcher(t, root, opts, nil)
-
-	ignored := []string{
-		"layers.psd", "shop/layers.psd", // user: base name
-		"drafts/new.jpg", "drafts/old.jpg", // user: in an ignored directory that existed
-		"shop/raw/a.jpg",              // user: path pattern
-		".git/HEAD", ".git/objects/x", // default: hidden directory
-		".hidden.jpg", "shop/.DS_Store", "Thumbs.db", "shop/desktop.ini",
-		"a.jpg.swp", "a.jpg~", "#a.jpg#", "a.crdownload", ".cfimgsync-folder",
-	}
-	if err := os.Mkdir(h.path("shop"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	h.waitFor("shop", func() bool { return h.seen["shop"] > 0 })
-	for _, f := range ignored {
-		h.write(f, "x")
-	}
-	if err := os.Mkdir(h.path("later.psd"), 0o755); err != nil { // an ignored directory made now
-		t.Fatal(err)
-	}
-	h.write("later.psd/in.jpg", "x")
-	h.write("shop/visible.jpg", "x")
-	h.waitFor("shop/visible.jpg", func() bool { return h.seen["shop/visible.jpg"] > 0 })
-	h.neverSeen(append(ignored, "drafts", ".git", "later.psd")...)
-
-	// Removing ignored things is not reported either.
-	h.clear()
-	for _, d := range []string{"drafts", ".git", "later.psd", "layers.psd"} {
-		if err := os.RemoveAll(h.path(d)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h.neverSeen("drafts", ".git", "later.psd", "layers.psd")
 }
 
 func TestCoalescesWrites(t *testing.T) {

@@ -26,7 +26,7 @@ const testOwner = "cfimgsync:test:default"
 
 // env is one test's world: an emulator on loopback, a client, an index file and a folder.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *emulator.Server
 	em     *emulator.Emulator
 	client *batchapi.Client
@@ -34,7 +34,9 @@ type env struct {
 	root   string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvTB(t) }
+
+func newEnvTB(t testing.TB) *env {
 	t.Helper()
 	srv := emulator.NewServer(emulator.Options{TokenRate: -1, GlobalBudget: -1})
 	t.Cleanup(srv.Close)

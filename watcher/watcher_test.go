@@ -452,31 +452,40 @@ func TestWatchLimitAtStartSendsRescan(t *testing.T) {
 }
 
 func TestSymlinks(t *testing.T) {
-	target := t.TempDir()
 	tests := []struct {
 		follow bool
 		want   bool // a change in the target is reported under the link
 	}{{false, false}, {true, true}}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("follow=%v", tt.follow), func(t *testing.T) {
-			root := t.TempDir()
+			root, target := t.TempDir(), t.TempDir()
 			if err := os.Symlink(target, filepath.Join(root, "link")); err != nil {
 				t.Fatal(err)
 			}
-			// A loop back to the root must not hang the walk or watch anything twice.
-			if err := os.Symlink(root, filepath.Join(target, "loop")); err != nil && !errors.Is(err, os.ErrExist) {
+			// Loops back to the root and to the link's own target: the walk must end, and
+			// no directory is watched twice.
+			if err := os.Symlink(root, filepath.Join(target, "loop")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(target, "self")); err != nil {
 				t.Fatal(err)
 			}
 			opts := fastOptions()
 			opts.FollowSymlinks = tt.follow
 			h := startWatcher(t, root, opts, nil)
-			name := fmt.Sprintf("in-target-%v.jpg", tt.follow)
-			writeFile(t, filepath.Join(target, name), "x")
+
+			writeFile(t, filepath.Join(target, "in-target.jpg"), "x")
 			if tt.want {
-				h.waitFor("change through the link", func() bool { return h.seen["link/"+name] > 0 })
+				h.waitFor("change through the link", func() bool { return h.seen["link/in-target.jpg"] > 0 })
 			} else {
 				h.neverSeen("link")
 			}
+
+			// A change in the root is reported once, under its own name.
+			h.clear()
+			h.write("top.jpg", "x")
+			h.waitFor("top.jpg", func() bool { return h.seen["top.jpg"] > 0 })
+			h.neverSeen("link/loop", "link/self")
 		})
 	}
 }

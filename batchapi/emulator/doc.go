@@ -77,8 +77,8 @@
 //     megapixels; an older page said 50). Over a limit: 400/5400 with a message naming
 //     the limit and the value. SVG has no pixel limits.
 //   - HEIC and AVIF are accepted by default (AllowHEIC, AllowAVIF).
-//   - Custom ID rules, applied to v1 upload and direct upload alike (the reference states
-//     some only for direct upload): at most 1024 characters (runes), valid UTF-8, no
+//   - An empty id field means no custom ID. Custom ID rules, applied to v1 upload and
+//     direct upload alike (the reference states some only for direct upload): at most 1024 characters (runes), valid UTF-8, no
 //     leading or trailing "/", not UUID-shaped (8-4-4-4-12 hex), no "." or ".." segment,
 //     no control characters, and a last segment with no extension or one of jpg jpeg png
 //     gif webp svg heic heif avif (any case). Otherwise 400/5411.
@@ -128,5 +128,6 @@
 //
 // Images, Image, Content, Calls, WriteCalls, ResetCalls and Reset inspect and reset the
 // state. Options.Now fakes the clock for token expiry, rate limits, upload times and
-// draft expiry.
+// draft expiry. Transport serves requests in process, for testing/synctest bubbles,
+// where the bubble's fake clock then drives everything, latency included.
 package emulator

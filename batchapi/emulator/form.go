@@ -146,7 +146,8 @@ type uploadSettings struct {
 func settings(f *form) (uploadSettings, *response) {
 	var s uploadSettings
 	fail := func(r response) (uploadSettings, *response) { return s, &r }
-	if id, ok := f.field("id"); ok {
+	// An empty id field is taken as no id, as form parsers commonly do.
+	if id, ok := f.field("id"); ok && id != "" {
 		if msg := checkCustomID(id); msg != "" {
 			return fail(errResponse(http.StatusBadRequest, codeBadID, "The Custom ID is invalid. "+msg))
 		}

@@ -60,8 +60,9 @@ func TestUploadResponseShape(t *testing.T) {
 		t.Errorf("variants = %v, want %v", img.Variants, want)
 	}
 
-	// Without optional fields: no meta key, creator null, a generated UUID-shaped id.
-	r = c.upload(fileField("x.png", content))
+	// Without optional fields: no meta key, creator null, a generated UUID-shaped id. An
+	// empty id field counts as none.
+	r = c.upload(fileField("x.png", content), field{name: "id", value: ""})
 	r.want(t, 200, 0)
 	m = r.fields(t)
 	if _, ok := m["meta"]; ok {

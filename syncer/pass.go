@@ -85,13 +85,20 @@ func (s *Syncer) plan(ctx context.Context, sc scope, dry bool) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	var drift bool
+	if sc.all {
+		if drift, err = s.metadataDrift(ctx, index); err != nil {
+			return Plan{}, err
+		}
+	}
 	p := makePlan(planInput{
-		scheme: s.scheme,
-		files:  scanned.Files,
-		index:  index,
-		unseen: scanned.Unseen,
-		keep:   s.cfg.DeleteMode == DeleteKeep,
-		static: s.cfg.StaticMetadata,
+		scheme:          s.scheme,
+		files:           scanned.Files,
+		index:           index,
+		unseen:          scanned.Unseen,
+		keep:            s.cfg.DeleteMode == DeleteKeep,
+		static:          s.cfg.StaticMetadata,
+		metadataChanged: drift,
 	})
 	p.ScanErrors = scanned.Errors
 	if p.Deletes > 0 {
@@ -106,6 +113,51 @@ func (s *Syncer) plan(ctx context.Context, sc scope, dry bool) (Plan, error) {
 		p.Guard = checkDeleteGuard(p.Deletes, p.DeleteLimit, approved)
 	}
 	return p, nil
+}
+
+// metadataDrift reports whether the folder's images carry other static metadata or another
+// creator than now configured, so a full pass patches them. The index keeps no copy of what
+// was sent, so the images of the first and the last synced path are read back: a change
+// of configuration shows on both, and a patch run cut short (it goes in path order) still
+// shows on the last. Only an authentication failure is an error; anything else means "no
+// evidence of drift".
+func (s *Syncer) metadataDrift(ctx context.Context, index map[string]store.Record) (bool, error) {
+	var first, last *store.Record
+	for _, r := range index {
+		if r.State != store.StateSynced || r.ImageID == "" {
+			continue
+		}
+		if first == nil || r.Path < first.Path {
+			first = &r
+		}
+		if last == nil || r.Path > last.Path {
+			last = &r
+		}
+	}
+	for _, r := range []*store.Record{first, last} {
+		if r == nil {
+			continue
+		}
+		got, err := s.remote.Get(ctx, r.ImageID)
+		switch {
+		case batchapi.IsAuth(err):
+			return false, fmt.Errorf("get %s: %w", r.ImageID, err)
+		case err != nil:
+			s.log.Debug("metadata check skipped", "id", r.ImageID, "err", err)
+			continue
+		case !s.isOwner(got):
+			continue
+		}
+		want, err := buildMetadata(s.cfg.StaticMetadata, r.Path, r.SHA256, r.Size)
+		if err != nil {
+			return false, nil
+		}
+		if got.Creator != s.cfg.OwnerTag || !metadataEqual(got.Meta, want) {
+			s.log.Info("image metadata differs from the configuration; patching the folder's images", "id", r.ImageID)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // checkDeleteGuard refuses n deletes over limit unless the operator approved at least n.

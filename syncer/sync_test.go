@@ -302,3 +302,46 @@ func TestSyncIdentityChanged(t *testing.T) {
 		t.Errorf("moved root: err = %v", err)
 	}
 }
+
+func TestSyncPatchesWhenStaticMetadataChanges(t *testing.T) {
+	e := newEnv(t)
+	for i := range 5 {
+		e.write(filepathN("m", i), pngBytes(i))
+	}
+	e.syncOnce(func(c *Config) { c.StaticMetadata = map[string]any{"site": "a"} })
+	sum := e.syncOnce(func(c *Config) { c.StaticMetadata = map[string]any{"site": "b"} })
+	if sum.Updated != 5 || sum.Uploaded+sum.Replaced != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	for i := range 5 {
+		img, _ := e.em.Image(filepathN("m", i))
+		if !strings.Contains(string(img.Meta), `"site":"b"`) || !strings.Contains(string(img.Meta), `"sha256"`) {
+			t.Fatalf("meta %s", img.Meta)
+		}
+	}
+	writes := e.em.WriteCalls()
+	if sum := e.syncOnce(func(c *Config) { c.StaticMetadata = map[string]any{"site": "b"} }); sum.Updated != 0 || e.em.WriteCalls() != writes {
+		t.Fatalf("patched again: %+v", sum)
+	}
+}
+
+func TestSyncOwnerTagChangeAdoptsImages(t *testing.T) {
+	e := newEnv(t)
+	e.write("a.png", pngBytes(1))
+	e.write("b.png", pngBytes(2))
+	e.syncOnce()
+	renamed := func(c *Config) { c.OwnerTag = "cfimgsync:newhost:default" }
+	if sum := e.syncOnce(renamed); sum.Updated != 2 {
+		t.Fatalf("summary %+v", sum)
+	}
+	for _, id := range []string{"a.png", "b.png"} {
+		if img, _ := e.em.Image(id); img.Creator != "cfimgsync:newhost:default" {
+			t.Fatalf("%s creator %q", id, img.Creator)
+		}
+	}
+	// Images of the old tag are still ours: a removed file's image is deleted.
+	e.remove("a.png")
+	if sum := e.syncOnce(renamed); sum.Deleted != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+}

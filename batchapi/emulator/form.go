@@ -202,9 +202,13 @@ func checkCreator(v string) string {
 	return ""
 }
 
-var imageExtensions = map[string]bool{
-	"jpg": true, "jpeg": true, "png": true, "gif": true, "webp": true,
-	"svg": true, "heic": true, "heif": true, "avif": true,
+// imageExtension reports whether ext (lower case, no dot) names an image format.
+func imageExtension(ext string) bool {
+	switch ext {
+	case "jpg", "jpeg", "png", "gif", "webp", "svg", "heic", "heif", "avif":
+		return true
+	}
+	return false
 }
 
 // checkCustomID applies the custom ID rules to upload and direct upload alike, and
@@ -234,7 +238,7 @@ func checkCustomID(id string) string {
 	}
 	last := id[strings.LastIndexByte(id, '/')+1:]
 	if dot := strings.LastIndexByte(last, '.'); dot >= 0 && dot < len(last)-1 {
-		if !imageExtensions[strings.ToLower(last[dot+1:])] {
+		if !imageExtension(strings.ToLower(last[dot+1:])) {
 			return "Must not use a non-image file name extension"
 		}
 	}

@@ -36,21 +36,21 @@ const (
 	maxSide     = 12000
 	maxSideAVIF = 1200
 	maxArea     = 100_000_000
-	// fullDecodeArea bounds the images handed to a full standard-library decoder. Above it
-	// the checks are structural (and, for PNG and GIF, stream the compressed data to
-	// io.Discard), so a 96-megapixel upload never allocates a 400 MB RGBA buffer.
+	// fullDecodeArea bounds the images handed to a full standard-library decoder (JPEG,
+	// GIF, WebP). Above it the checks are structural, so a 96-megapixel upload never
+	// allocates a 400 MB RGBA buffer. PNG and GIF data is always streamed to nowhere.
 	fullDecodeArea = 4_000_000
 )
 
-// contentType maps a format to the Content-Type the delivery and blob routes answer with.
-var contentTypes = map[string]string{
-	FormatPNG:  "image/png",
-	FormatJPEG: "image/jpeg",
-	FormatGIF:  "image/gif",
-	FormatWebP: "image/webp",
-	FormatSVG:  "image/svg+xml",
-	FormatHEIC: "image/heic",
-	FormatAVIF: "image/avif",
+// contentType is the Content-Type the delivery and blob routes answer for a format.
+func contentType(format string) string {
+	switch format {
+	case FormatSVG:
+		return "image/svg+xml"
+	case "":
+		return "application/octet-stream"
+	}
+	return "image/" + format
 }
 
 // imageInfo is what inspection learns from the bytes.
@@ -758,10 +758,15 @@ func vp8lSize(b []byte) (int, int, bool) {
 
 // ---- HEIC / AVIF (ISO BMFF) ----
 
-var heifBrands = map[string]string{
-	"avif": FormatAVIF, "avis": FormatAVIF,
-	"heic": FormatHEIC, "heix": FormatHEIC, "heim": FormatHEIC, "heis": FormatHEIC,
-	"hevc": FormatHEIC, "hevx": FormatHEIC,
+// heifBrand maps an ISO BMFF brand to the image format it announces ("" if none).
+func heifBrand(brand string) string {
+	switch brand {
+	case "avif", "avis":
+		return FormatAVIF
+	case "heic", "heix", "heim", "heis", "hevc", "hevx":
+		return FormatHEIC
+	}
+	return ""
 }
 
 func (e *Emulator) inspectHEIF(data []byte) (imageInfo, *inspectError) {
@@ -777,7 +782,7 @@ func (e *Emulator) inspectHEIF(data []byte) (imageInfo, *inspectError) {
 	}
 	// AVIF wins if listed anywhere: files often carry mif1 as major brand.
 	for _, b := range brands {
-		if f := heifBrands[b]; f == FormatAVIF {
+		if f := heifBrand(b); f == FormatAVIF {
 			info.format = f
 			break
 		} else if f != "" && info.format == "" {

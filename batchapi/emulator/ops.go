@@ -215,7 +215,7 @@ func (e *Emulator) blob(id string) response {
 		return notFound()
 	}
 	// Content is never modified after insert, so it is shared without copying.
-	return response{status: http.StatusOK, contentType: contentTypes[rec.info.format], body: rec.content}
+	return response{status: http.StatusOK, contentType: contentType(rec.info.format), body: rec.content}
 }
 
 func (e *Emulator) delete(id string) response {
@@ -617,7 +617,7 @@ func (e *Emulator) serveDelivery(w http.ResponseWriter, r *http.Request, rest st
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentTypes[rec.info.format])
+	h.Set("Content-Type", contentType(rec.info.format))
 	h.Set("Content-Length", strconv.Itoa(len(rec.content)))
 	h.Set("ETag", `"`+hex.EncodeToString(rec.sha256[:])+`"`)
 	h.Set("Cache-Control", "public, max-age=60")

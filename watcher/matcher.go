@@ -19,8 +19,8 @@ import (
 // User patterns are a subset of gitignore, matched case-sensitively with [path.Match]:
 //   - a pattern without "/" ("*.psd", "raw") matches a file or directory base name at any
 //     depth;
-//   - a pattern containing "/" ("shop/drafts", "*/tmp/*.jpg") is matched against the whole
-//     relative path; a leading "/" only anchors it, which it already is;
+//   - a pattern containing "/" ("shop/drafts", "*/tmp/*.jpg", "/*.tif") is matched against
+//     the whole relative path, so a leading "/" anchors a pattern at the root;
 //   - a trailing "/" ("cache/") makes a pattern match directories only;
 //   - a leading "**/" matches at any depth ("**/drafts/*.jpg" matches "drafts/a.jpg" and
 //     "x/y/drafts/a.jpg"), and a trailing "/**" matches everything inside a directory.
@@ -82,6 +82,7 @@ func parsePattern(text string) (pattern, error) {
 		p.inside = true
 		s = strings.TrimSuffix(s, "/**")
 	}
+	anchored := strings.HasPrefix(s, "/")
 	s = strings.TrimPrefix(s, "/")
 	switch {
 	case s == "" || s == "**":
@@ -96,7 +97,7 @@ func parsePattern(text string) (pattern, error) {
 	}
 	p.glob = s
 	// "dir/**" is anchored like any pattern with a "/", even though its glob has none.
-	p.base = !strings.Contains(s, "/") && (!p.inside || p.anyDepth)
+	p.base = !strings.Contains(s, "/") && !anchored && (!p.inside || p.anyDepth)
 	return p, nil
 }
 
@@ -104,7 +105,7 @@ func parsePattern(text string) (pattern, error) {
 // root; isDir says whether rel itself is a directory (its ancestors are directories by
 // definition). The root itself ("" or ".") is never ignored.
 func (m *Matcher) Match(rel string, isDir bool) bool {
-	rel = strings.Trim(rel, "/")
+	rel = strings.TrimPrefix(strings.Trim(rel, "/"), "./")
 	if rel == "" || rel == "." {
 		return false
 	}

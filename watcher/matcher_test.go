@@ -114,6 +114,10 @@ func TestMatcherPatterns(t *testing.T) {
 		{"shop/drafts", "shop/drafts/a.jpg", false, true},
 		{"shop/drafts", "other/shop/drafts", true, false},
 		{"/shop/drafts", "shop/drafts/a.jpg", false, true},
+		{"/*.tif", "a.tif", false, true},
+		{"/*.tif", "shop/a.tif", false, false},
+		{"/raw", "raw/a.jpg", false, true},
+		{"/raw", "shop/raw/a.jpg", false, false},
 		{"shop/*.png", "shop/a.png", false, true},
 		{"shop/*.png", "shop/sub/a.png", false, false}, // "*" stops at "/"
 		{"shop/*.png", "a.png", false, false},

@@ -19,8 +19,8 @@ import (
 type Options struct {
 	// Settle is the quiet time before a path is handed on; default 2s.
 	Settle time.Duration
-	// MaxWait bounds how long a path that keeps changing is held; default 30s. It must be
-	// at least Settle.
+	// MaxWait bounds how long a path that keeps changing is held; default 30s, or Settle if
+	// that is longer. It must be at least Settle.
 	MaxWait time.Duration
 	// Ignore decides which paths are ignored; nil means the defaults only.
 	Ignore *Matcher
@@ -113,12 +113,15 @@ func New(root string, opts Options) (*Watcher, error) {
 // created in it before its watch existed are found by whoever walks it. Run never blocks on
 // out: while the consumer is busy, paths accumulate.
 //
-// Run returns early, with an error, only if watching cannot work at all: fsnotify cannot be
-// started (for example the inotify instance limit, fs.inotify.max_user_instances, is
-// reached). Everything else (watch limit, overflow, the root disappearing) is logged and
+// Run returns early, with an error, only if watching cannot work at all: out is nil, or
+// fsnotify cannot be started (for example the inotify instance limit,
+// fs.inotify.max_user_instances, is reached). Everything else (watch limit, overflow, the root disappearing) is logged and
 // turned into a Rescan, and Run carries on. No Rescan is sent at start: the caller's first
 // full scan, started after Run, covers what happened before.
 func (w *Watcher) Run(ctx context.Context, out chan<- Batch) error {
+	if out == nil {
+		return errors.New("watcher: Run needs a channel to send batches on")
+	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: start fsnotify: %w%s", w.root, err, instanceLimitHint(err))

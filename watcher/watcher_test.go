@@ -527,6 +527,16 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+func TestRunNilChannel(t *testing.T) {
+	w, err := New(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(context.Background(), nil); err == nil {
+		t.Fatal("Run with a nil channel did not fail")
+	}
+}
+
 func TestRunStopsWithoutConsumer(t *testing.T) {
 	// Nobody reads out: Run must still return promptly when ctx ends.
 	root := t.TempDir()

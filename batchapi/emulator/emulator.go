@@ -127,20 +127,10 @@ func (e *Emulator) resetLocked() {
 
 func (e *Emulator) now() time.Time { return e.opts.Now() }
 
-// host is which of the emulated hosts a request addressed.
-type host int
-
-const (
-	hostGlobal host = iota
-	hostBatch
-	hostUpload
-)
-
 // call is one resolved API request.
 type call struct {
-	host host
-	op   string
-	id   string // unescaped image ID, for operations on one image
+	op string
+	id string // unescaped image ID, for operations on one image
 }
 
 // ServeHTTP routes a request to the emulated host it addresses.
@@ -150,9 +140,9 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := ""
 	switch {
 	case strings.HasPrefix(path, "/client/v4/"):
-		route, resp = e.serveGlobal(w, r, strings.TrimPrefix(path, "/client/v4/"))
+		route, resp = e.serveGlobal(r, strings.TrimPrefix(path, "/client/v4/"))
 	case path == "/images" || strings.HasPrefix(path, "/images/"):
-		route, resp = e.serveBatch(w, r, strings.TrimPrefix(strings.TrimPrefix(path, "/images"), "/"))
+		route, resp = e.serveBatch(r, strings.TrimPrefix(strings.TrimPrefix(path, "/images"), "/"))
 	case strings.HasPrefix(path, "/upload/"):
 		// The target of a direct upload's uploadURL: no auth, no rate limit.
 		route = RouteUploadTarget
@@ -163,7 +153,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case hash != e.opts.AccountHash || escID == "":
 			resp = notFound()
 		default:
-			resp = e.serveAPI(w, r, call{host: hostUpload, op: RouteUploadTarget}, escID)
+			resp = e.serveAPI(r, call{op: RouteUploadTarget}, escID)
 		}
 	case strings.HasPrefix(path, "/cdn-cgi/imagedelivery/"):
 		route = RouteDelivery
@@ -177,7 +167,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp.write(w)
 }
 
-func (e *Emulator) serveGlobal(w http.ResponseWriter, r *http.Request, rest string) (string, response) {
+func (e *Emulator) serveGlobal(r *http.Request, rest string) (string, response) {
 	// accounts/{account_id}/images/{sub}
 	parts := strings.SplitN(rest, "/", 4)
 	if len(parts) < 3 || parts[0] != "accounts" || parts[2] != "images" {
@@ -211,10 +201,10 @@ func (e *Emulator) serveGlobal(w http.ResponseWriter, r *http.Request, rest stri
 		return op, resp
 	}
 	e.count(CallsGlobal)
-	return op, e.serveAPI(w, r, call{host: hostGlobal, op: op}, escID)
+	return op, e.serveAPI(r, call{op: op}, escID)
 }
 
-func (e *Emulator) serveBatch(w http.ResponseWriter, r *http.Request, sub string) (string, response) {
+func (e *Emulator) serveBatch(r *http.Request, sub string) (string, response) {
 	op, escID := parseOp(r.Method, sub)
 	switch op {
 	case RouteUpload, RouteGet, RouteUpdate, RouteDelete, RouteList, RouteDirectUpload:
@@ -236,15 +226,18 @@ func (e *Emulator) serveBatch(w http.ResponseWriter, r *http.Request, sub string
 		}
 		return op, errResponse(http.StatusUnauthorized, codeAuth, msgAuth+": "+why)
 	}
-	if !lim.AllowN(e.now(), 1) {
+	now := e.now()
+	if res := lim.ReserveN(now, 1); res.DelayFrom(now) > 0 {
+		// Tell the client when the bucket has room again, and give the slot back.
+		retry := retrySeconds(res.DelayFrom(now))
+		res.CancelAt(now)
 		e.count(CallsThrottled)
 		resp := errResponse(http.StatusTooManyRequests, codeRateLimited, msgRateLimited)
-		// The burst is one second's worth, so the bucket has room again within a second.
-		resp.retryAfter = 1
+		resp.retryAfter = retry
 		return op, resp
 	}
 	e.count(CallsBatch)
-	return op, e.serveAPI(w, r, call{host: hostBatch, op: op}, escID)
+	return op, e.serveAPI(r, call{op: op}, escID)
 }
 
 // parseOp maps a method and the escaped path after ".../images/" to an operation and the
@@ -286,7 +279,7 @@ func parseOp(method, sub string) (op, escID string) {
 }
 
 // serveAPI runs one operation with the fault knobs applied around it.
-func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, c call, escID string) response {
+func (e *Emulator) serveAPI(r *http.Request, c call, escID string) response {
 	if escID != "" {
 		id, err := url.PathUnescape(escID)
 		if err != nil || id == "" {

@@ -291,3 +291,18 @@ func TestServe(t *testing.T) {
 		t.Error("still serving after Serve returned")
 	}
 }
+
+func TestTokenRateRetryAfter(t *testing.T) {
+	clock := newClock()
+	s := newServer(t, Options{Now: clock.Now, TokenRate: 0.25}) // one call per 4 s
+	b := s.batchClient(t)
+	b.do("GET", "v2", nil, "").want(t, 200, 0)
+	r := b.do("GET", "v2", nil, "")
+	r.want(t, 429, 971)
+	if got := r.header.Get("Retry-After"); got != "4" {
+		t.Errorf("Retry-After = %q, want 4", got)
+	}
+	// A refused call does not take the slot: after the advertised wait, the call passes.
+	clock.Advance(4 * time.Second)
+	b.do("GET", "v2", nil, "").want(t, 200, 0)
+}

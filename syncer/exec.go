@@ -101,6 +101,13 @@ func (s *Syncer) execute(ctx context.Context, p *Plan) (passResult, error) {
 			return ex.res, err
 		}
 	}
+	if len(ex.moves)+len(dels) > 0 {
+		// The uploads may have taken long enough for a disk to go away: look again
+		// right before deleting anything.
+		if err := s.checkFolder(false); err != nil {
+			return ex.res, err
+		}
+	}
 	ex.pool(append(ex.moves, dels...), ex.do)
 	if err := context.Cause(work); err != nil && !errors.Is(err, context.Canceled) {
 		return ex.res, err

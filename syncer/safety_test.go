@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -390,5 +391,26 @@ func TestHintNeverFollowsSymlinkedDirectory(t *testing.T) {
 	}
 	if res.Uploaded != 0 || s.reads.Load() != 0 || e.imageCount() != 1 {
 		t.Fatalf("read through a symlinked directory: %+v, %d reads", res.Summary, s.reads.Load())
+	}
+}
+
+func TestSyncFolderVanishingMidPassDeletesNothing(t *testing.T) {
+	e := newEnv(t)
+	for i := range 6 {
+		e.write(filepathN("v", i), pngBytes(i))
+	}
+	e.syncOnce()
+	e.remove("v0.png")
+	e.write("new.png", pngBytes(50))
+	var once sync.Once
+	h := &hookRemote{Remote: e.client, beforeUpload: func(batchapi.UploadRequest) {
+		once.Do(func() { os.Remove(e.abs(markerName)) }) // the disk goes away mid-pass
+	}}
+	_, err := e.syncerWith(h).SyncOnce(context.Background())
+	if !errors.Is(err, ErrFolderUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	if e.absent("v0.png") {
+		t.Fatal("deleted after the folder became unavailable")
 	}
 }

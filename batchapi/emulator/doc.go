@@ -40,8 +40,8 @@
 //
 // Rate limits:
 //   - Batch tokens: TokenRate requests/second per token (x/time/rate, burst = one
-//     second's worth). Over it: 429, envelope code 971, Retry-After: 1. The batch host's
-//     real 429 body is undocumented.
+//     second's worth). Over it: 429, envelope code 971, Retry-After = whole seconds until
+//     the bucket has room (at least 1). The batch host's real 429 body is undocumented.
 //   - Global host: GlobalBudget requests per GlobalWindow per API token, as a fixed window
 //     that opens with the first request. Once spent, every global call answers 429/971
 //     with Retry-After = the seconds left in the window (rounded up), which models "all

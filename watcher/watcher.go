@@ -205,11 +205,12 @@ type tree struct {
 	remove func(abs string) error
 	emit   func(change) bool
 
-	dirs    map[string]fileID // watched directories, by relative path ("" is the root)
-	ids     map[fileID]string // the same, by identity, so no directory is watched twice
-	ignored map[string]bool   // ignored directories seen, so their removal is recognised
-	lost    bool              // the root is gone or replaced; polling for it to return
-	limit   bool              // a watch limit was hit and logged since the last full walk
+	dirs    map[string]fileID              // watched directories, by relative path ("" is the root)
+	ids     map[fileID]string              // the same, by identity, so no directory is watched twice
+	ignored map[string]bool                // ignored directories seen, so their removal is recognised
+	kids    map[string]map[string]struct{} // directory → its watched or ignored subdirectories
+	lost    bool                           // the root is gone or replaced; polling for it to return
+	limit   bool                           // a watch limit was hit and logged since the last full walk
 }
 
 func newTree(w *Watcher, add, remove func(string) error) *tree {
@@ -223,6 +224,7 @@ func newTree(w *Watcher, add, remove func(string) error) *tree {
 		dirs:    make(map[string]fileID),
 		ids:     make(map[fileID]string),
 		ignored: make(map[string]bool),
+		kids:    make(map[string]map[string]struct{}),
 	}
 }
 
@@ -294,6 +296,7 @@ func (t *tree) walk(ctx context.Context, rel string) bool {
 			t.ids[id] = rel
 		}
 		delete(t.ignored, rel)
+		t.link(rel)
 
 		entries, err := os.ReadDir(t.abs(rel))
 		if err != nil {
@@ -319,6 +322,7 @@ func (t *tree) walk(ctx context.Context, rel string) bool {
 			if t.opts.Ignore.Match(child, isDir) {
 				if isDir {
 					t.ignored[child] = true
+					t.link(child)
 				}
 				continue
 			}
@@ -372,9 +376,24 @@ func (t *tree) addFailed(rel string, err error) bool {
 // unwatch drops the watches for dir and everything below it, after it was removed or moved
 // away. Watches of a moved directory would otherwise keep reporting under the old name.
 func (t *tree) unwatch(rel string) {
-	prefix := rel + "/"
-	for d, id := range t.dirs {
-		if d == rel || rel == "" || strings.HasPrefix(d, prefix) {
+	if rel == "" {
+		for d := range t.dirs {
+			_ = t.remove(t.abs(d))
+		}
+		clear(t.dirs)
+		clear(t.ids)
+		clear(t.ignored)
+		clear(t.kids)
+		return
+	}
+	var drop func(d string)
+	drop = func(d string) {
+		for k := range t.kids[d] {
+			drop(k)
+		}
+		delete(t.kids, d)
+		delete(t.ignored, d)
+		if id, ok := t.dirs[d]; ok {
 			// The kernel may have dropped it already; fsnotify then says ErrNonExistentWatch.
 			_ = t.remove(t.abs(d))
 			delete(t.dirs, d)
@@ -383,11 +402,40 @@ func (t *tree) unwatch(rel string) {
 			}
 		}
 	}
-	for d := range t.ignored {
-		if d == rel || rel == "" || strings.HasPrefix(d, prefix) {
-			delete(t.ignored, d)
+	drop(rel)
+	t.unlink(rel)
+}
+
+// link records dir as a child of its parent, so unwatch finds a subtree without scanning
+// every watched directory (rm -rf of a big tree removes each directory in turn).
+func (t *tree) link(rel string) {
+	if rel == "" {
+		return
+	}
+	p := parentDir(rel)
+	set := t.kids[p]
+	if set == nil {
+		set = make(map[string]struct{})
+		t.kids[p] = set
+	}
+	set[rel] = struct{}{}
+}
+
+func (t *tree) unlink(rel string) {
+	p := parentDir(rel)
+	if set := t.kids[p]; set != nil {
+		delete(set, rel)
+		if len(set) == 0 {
+			delete(t.kids, p)
 		}
 	}
+}
+
+func parentDir(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
 }
 
 func (t *tree) event(ctx context.Context, ev fsnotify.Event) {
@@ -409,6 +457,7 @@ func (t *tree) event(ctx context.Context, ev fsnotify.Event) {
 		_, wasDir := t.dirs[rel]
 		if t.ignored[rel] || t.opts.Ignore.Match(rel, wasDir) {
 			delete(t.ignored, rel)
+			t.unlink(rel)
 			return
 		}
 		if wasDir {
@@ -432,6 +481,7 @@ func (t *tree) event(ctx context.Context, ev fsnotify.Event) {
 		if t.opts.Ignore.Match(rel, isDir) {
 			if isDir {
 				t.ignored[rel] = true
+				t.link(rel)
 			}
 			return
 		}

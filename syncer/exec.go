@@ -224,7 +224,7 @@ func (s *Syncer) applyLocal(ops []localOp) error {
 // fileFail builds the failure outcome of path, classifying err.
 func fileFail(p string, err error) outcome {
 	o := outcome{fail: &FileError{Path: p, Reason: reasonFor(err), Err: err}}
-	if batchapi.IsTransient(err) {
+	if retryable(err) {
 		o.transient = true
 	}
 	return o
@@ -305,7 +305,7 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 		setStat(&rec, op.stat)
 		return s.settleFail(intent, op.Path, failedRecord(rec, classForeign, err), err, false)
 	default:
-		transient := batchapi.IsTransient(err)
+		transient := retryable(err)
 		class := classPermanent
 		if transient {
 			class = classTransient
@@ -521,7 +521,7 @@ func (s *Syncer) update(ctx context.Context, op Op) outcome {
 			return outcome{fatal: fmt.Errorf("update %s: %w", op.ImageID, err)}
 		}
 		rec := op.rec
-		return s.settleFail(intent, op.Path, failedRecord(rec, classify(err), fmt.Errorf("update: %w", err)), err, batchapi.IsTransient(err))
+		return s.settleFail(intent, op.Path, failedRecord(rec, classify(err), fmt.Errorf("update: %w", err)), err, retryable(err))
 	}
 	rec := op.rec
 	setStat(&rec, op.stat)

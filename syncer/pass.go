@@ -207,7 +207,7 @@ func (s *Syncer) pass(ctx context.Context, sc scope) (passResult, error) {
 	return res, err
 }
 
-// maxRetryDelay returns the backoff before the attempt-th retry of a transient failure.
+// retryDelay returns the backoff before the attempt-th retry of a transient failure.
 func retryDelay(initial time.Duration, attempt int) time.Duration {
 	d := initial
 	for i := 1; i < attempt && d < maxRetryBackoff; i++ {
@@ -218,10 +218,29 @@ func retryDelay(initial time.Duration, attempt int) time.Duration {
 
 // classify maps a remote error to a record error class.
 func classify(err error) string {
-	switch {
-	case batchapi.IsTransient(err):
+	if retryable(err) {
 		return classTransient
-	default:
-		return classPermanent
 	}
+	return classPermanent
+}
+
+// codeQuota is the API's "account reached a service limit" code.
+const codeQuota = 5453
+
+// retryable reports whether a failed call is worth repeating later without the file
+// changing: the client's transient errors, and a full image quota, which is about the
+// account and not the file, so parking every file until it changes would be wrong.
+func retryable(err error) bool {
+	if batchapi.IsTransient(err) {
+		return true
+	}
+	var ae *batchapi.APIError
+	if errors.As(err, &ae) {
+		for _, d := range ae.Errors {
+			if d.Code == codeQuota {
+				return true
+			}
+		}
+	}
+	return false
 }

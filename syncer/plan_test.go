@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cfimgsync/cfimgsync/batchapi"
 	"github.com/cfimgsync/cfimgsync/store"
 	"github.com/cfimgsync/cfimgsync/syncer/preflight"
 )
@@ -299,6 +300,24 @@ func TestRetryDelay(t *testing.T) {
 	}{{1, "30s"}, {2, "1m0s"}, {3, "2m0s"}, {8, "1h0m0s"}, {50, "1h0m0s"}} {
 		if got := retryDelay(defaultRetryBackoff, tt.attempt).String(); got != tt.want {
 			t.Errorf("retryDelay(%d) = %s; want %s", tt.attempt, got, tt.want)
+		}
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	quota := &batchapi.APIError{Op: "upload", StatusCode: 403, Errors: []batchapi.ErrorDetail{{Code: 5453, Message: "limit"}}}
+	refused := &batchapi.APIError{Op: "upload", StatusCode: 415, Errors: []batchapi.ErrorDetail{{Code: 5455}}}
+	busy := &batchapi.APIError{Op: "upload", StatusCode: 503}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("upload: %w", quota), classTransient},
+		{refused, classPermanent},
+		{busy, classTransient},
+	} {
+		if got := classify(tt.err); got != tt.want {
+			t.Errorf("classify(%v) = %s; want %s", tt.err, got, tt.want)
 		}
 	}
 }

@@ -33,7 +33,7 @@ func statOf(fi fs.FileInfo) fileStat {
 	return fileStat{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), ChangeTime: ctime, Inode: ino}
 }
 
-// sameContentStat reports whether two stats of one path show no write in between. Size and
+// same reports whether two stats of one path show no write in between. Size and
 // mtime are enough to notice a write in progress; ctime and inode also catch writes that
 // restore the mtime and editors' rename-over saves.
 func (a fileStat) same(b fileStat) bool { return a == b }

@@ -15,9 +15,9 @@ type change struct {
 	rescan bool
 }
 
-// aggregator holds paths until they are due. It has no goroutines and no clock of its own:
-// every method takes the current time, so its rules can be tested with plain values and its
-// loop (run) with testing/synctest.
+// aggregator holds paths until they are due. Its methods take the current time as an
+// argument, so its rules can be tested with plain values; only its loop (run) reads the
+// clock and uses timers, and is tested in a testing/synctest bubble.
 //
 // Invariants: no pending path is at or under another pending path (a directory stands for
 // everything below it); a path is either pending (waiting to settle) or ready (due, waiting

@@ -24,6 +24,9 @@
 // fs.inotify.max_user_watches; hitting it is logged with instructions and turns into a
 // rescan. Directories reached through several paths (bind mounts, or symlinks with
 // [Options.FollowSymlinks]) are watched once, under the first path found. A change of
-// permissions or ownership is reported like a write. File systems without change
-// notification (NFS, SMB, FUSE) need the consumer's polling.
+// permissions or ownership is reported like a write. Write events on directories (kqueue and
+// Windows send them when entries change) are dropped, as the entries have events of their
+// own. A watch the kernel drops silently (a subdirectory's file system unmounted) is not
+// noticed; the root is checked every [Options.RootPoll]. File systems without change
+// notification (NFS, SMB, FUSE) need the consumer's periodic scan.
 package watcher

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"path"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -83,13 +82,36 @@ type IDError struct {
 
 func (e *IDError) Error() string { return "cannot be an image ID: " + e.Rule }
 
-var uuidShape = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+// isUUIDShaped reports whether id looks like a generated ID (8-4-4-4-12 hex digits), which
+// the API does not accept as a custom ID.
+func isUUIDShaped(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
-// imageExts are the extensions the API accepts on a custom ID; any other extension is
-// refused with code 5411, so we refuse it before sending.
-var imageExts = map[string]bool{
-	".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".webp": true,
-	".svg": true, ".heic": true, ".heif": true, ".avif": true,
+// isImageExt reports whether ext (with its dot, any case) is one the API accepts on a
+// custom ID; any other extension is refused with code 5411, so we refuse it before sending.
+func isImageExt(ext string) bool {
+	switch strings.ToLower(ext) {
+	case ".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".heic", ".heif", ".avif":
+		return true
+	}
+	return false
 }
 
 // validateID applies the API's custom-ID rules (see cloudflare-images-api.md §3.2, §5).
@@ -105,10 +127,10 @@ func validateID(id string) error {
 		return &IDError{Rule: "starts with \"/\""}
 	case strings.HasSuffix(id, "/"):
 		return &IDError{Rule: "ends with \"/\""}
-	case uuidShape.MatchString(id):
+	case isUUIDShaped(id):
 		return &IDError{Rule: "shaped like a UUID, which the API reserves for generated IDs"}
 	}
-	if ext := path.Ext(id); ext != "" && !imageExts[strings.ToLower(ext)] {
+	if ext := path.Ext(id); ext != "" && !isImageExt(ext) {
 		return &IDError{Rule: fmt.Sprintf("extension %q is not an image extension (jpg, jpeg, png, gif, webp, svg, heic, heif, avif)", ext)}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cfimgsync/cfimgsync/store"
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestSyncNestedThenNothingToDo(t *testing.T) {
@@ -343,5 +344,38 @@ func TestSyncOwnerTagChangeAdoptsImages(t *testing.T) {
 	e.remove("a.png")
 	if sum := e.syncOnce(renamed); sum.Deleted != 1 {
 		t.Fatalf("summary %+v", sum)
+	}
+}
+
+// TestSyncRepoSample mirrors the repository's sample folder, which needs no corpus.
+func TestSyncRepoSample(t *testing.T) {
+	src := filepath.Join("..", "testdata", "sample")
+	if _, err := os.Stat(src); err != nil {
+		t.Skipf("no %s: %v", src, err)
+	}
+	e := newEnv(t)
+	want := map[string][]byte{}
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		e.write(filepath.ToSlash(rel), b)
+		want[filepath.ToSlash(rel)] = b
+		return nil
+	})
+	if err != nil || len(want) == 0 {
+		t.Fatalf("sample: %d files, %v", len(want), err)
+	}
+	sum := e.syncOnce()
+	if sum.Uploaded != len(want) || sum.Failed != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	for rel, b := range want {
+		e.wantImage(norm.NFC.String(rel), rel, b)
 	}
 }

@@ -299,10 +299,12 @@ func (e *Emulator) serveAPI(r *http.Request, c call, escID string) response {
 		}
 	}
 	if fail != 0 {
+		e.log.Debug("emulator injected failure", "route", c.op, "status", fail)
 		return injected(fail)
 	}
 	resp := e.operate(r, c)
 	if drop {
+		e.log.Debug("emulator dropped response", "route", c.op, "status", resp.status)
 		// The change is applied; the client never learns the outcome. net/http closes the
 		// connection without logging for this sentinel panic.
 		panic(http.ErrAbortHandler)

@@ -306,3 +306,36 @@ func TestTokenRateRetryAfter(t *testing.T) {
 	clock.Advance(4 * time.Second)
 	b.do("GET", "v2", nil, "").want(t, 200, 0)
 }
+
+// Close waits for a request in flight and lets it finish with an answer.
+func TestCloseWaitsForInFlight(t *testing.T) {
+	s := NewServer(Options{Latency: 300 * time.Millisecond})
+	c := s.global(t)
+	got := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", c.url("v2"), nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- -1
+			return
+		}
+		res.Body.Close()
+		got <- res.StatusCode
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Emulator.Calls()[RouteList] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the emulator")
+		}
+		time.Sleep(time.Millisecond) // polling, not synchronising
+	}
+	s.Close()
+	// Had Close cut the connection, the client would see an error instead of a 200.
+	if status := <-got; status != 200 {
+		t.Errorf("in-flight request got %d, want 200", status)
+	}
+	if _, err := http.Get(s.URL + "/client/v4/"); err == nil {
+		t.Error("still serving after Close")
+	}
+}

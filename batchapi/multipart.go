@@ -29,14 +29,18 @@ func (b *formBody) length() int64 { return int64(len(b.head)) + b.size + int64(l
 // reader returns a fresh reader over the whole body, content re-read from offset 0.
 func (b *formBody) reader() io.Reader {
 	if b.content == nil {
-		return io.MultiReader(bytes.NewReader(b.head), bytes.NewReader(b.tail))
+		return onlyReader{io.MultiReader(bytes.NewReader(b.head), bytes.NewReader(b.tail))}
 	}
-	return io.MultiReader(
+	return onlyReader{io.MultiReader(
 		bytes.NewReader(b.head),
 		&exactReader{r: io.NewSectionReader(b.content, 0, b.size), left: b.size},
 		bytes.NewReader(b.tail),
-	)
+	)}
 }
+
+// onlyReader hides the MultiReader's WriteTo, which allocates a fresh 32 KB buffer per
+// body; without it the transport's buffered writer reads straight into its own buffer.
+type onlyReader struct{ io.Reader }
 
 // exactReader turns a short read of the content (the file shrank under us) or a read error
 // into a localError, so the call fails as permanent instead of being retried as a network

@@ -313,4 +313,3 @@ func heapInuse() uint64 {
 	}
 	return sum
 }
-

@@ -48,3 +48,19 @@ func BenchmarkUpload(b *testing.B) {
 		b.Errorf("%d images stored after %d uploads", n, b.N)
 	}
 }
+
+// BenchmarkInspectEdgePNG measures the stream check of a PNG at the pixel limits
+// (12000x8000 gray, 96 MB of pixel data), the costliest upload to check. Run:
+//
+//	go test -run '^$' -bench InspectEdgePNG ./batchapi/emulator/
+func BenchmarkInspectEdgePNG(b *testing.B) {
+	content := grayPNG(b, 12000, 8000)
+	e := New(Options{})
+	b.SetBytes(12000 * 8000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.inspect(content); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

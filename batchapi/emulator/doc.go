@@ -78,10 +78,11 @@
 //     the limit and the value. SVG has no pixel limits.
 //   - HEIC and AVIF are accepted by default (AllowHEIC, AllowAVIF).
 //   - An empty id field means no custom ID. Custom ID rules, applied to v1 upload and
-//     direct upload alike (the reference states some only for direct upload): at most 1024 characters (runes), valid UTF-8, no
-//     leading or trailing "/", not UUID-shaped (8-4-4-4-12 hex), no "." or ".." segment,
-//     no control characters, and a last segment with no extension or one of jpg jpeg png
-//     gif webp svg heic heif avif (any case). Otherwise 400/5411.
+//     direct upload alike (the reference states some only for direct upload): at most
+//     1024 characters (runes), valid UTF-8, no leading or trailing "/", not UUID-shaped
+//     (8-4-4-4-12 hex), no "." or ".." segment, no control characters, and a last
+//     segment with no extension or one of jpg jpeg png gif webp svg heic heif avif (any
+//     case). Otherwise 400/5411.
 //   - requireSignedURLs=true with a custom ID: 400/5400 (upload, direct upload, PATCH).
 //   - metadata over 1024 bytes or not a JSON object: 400/5400. It is stored compacted
 //     and returned as "meta". creator over 1024 characters: 400/5400; an empty creator
@@ -119,12 +120,12 @@
 //
 // The knobs (SetLatency, SetFailRate, FailNext, DropResponses, ExpireTokens,
 // ForbidBatchRoute, SetTokenTTL) may be turned while serving. Route names are the Route
-// constants; "" means every API operation on either host (not delivery, not upload
-// targets, which can be named explicitly). Injected failures use the envelope with a
-// code matching the status (500/5500, 503/5503, 429/971, ...); 429 and 503 carry
-// Retry-After: 1. DropResponses applies the operation and then panics with
-// http.ErrAbortHandler, which net/http turns into a closed connection; an in-process
-// RoundTripper around ServeHTTP must recover that panic.
+// constants; "" means every API operation on either host. Upload targets get faults only
+// when named (RouteUploadTarget); delivery never does. Injected failures use the
+// envelope with a code matching the status (500/5500, 503/5503, 429/971, ...); 429 and
+// 503 carry Retry-After: 1. DropResponses applies the operation and then panics with
+// http.ErrAbortHandler, which net/http turns into a closed connection; Transport turns
+// it into ErrDropped, and any other in-process RoundTripper must recover it.
 //
 // Images, Image, Content, Calls, WriteCalls, ResetCalls and Reset inspect and reset the
 // state. Options.Now fakes the clock for token expiry, rate limits, upload times and

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -329,11 +330,13 @@ func decodeCursor(s string) (nanos int64, seq uint64, ok bool) {
 	return int64(binary.BigEndian.Uint64(b[1:9])), binary.BigEndian.Uint64(b[9:17]), true
 }
 
-func keyLess(a, b *record) bool {
-	if !a.uploaded.Equal(b.uploaded) {
-		return a.uploaded.Before(b.uploaded)
+// compareKey orders records by upload time, then by the sequence number that breaks ties
+// (and keeps order when a fake clock stands still).
+func compareKey(a, b *record) int {
+	if c := a.uploaded.Compare(b.uploaded); c != 0 {
+		return c
 	}
-	return a.seq < b.seq
+	return cmp.Compare(a.seq, b.seq)
 }
 
 func (e *Emulator) list(r *http.Request) response {
@@ -382,19 +385,16 @@ func (e *Emulator) list(r *http.Request) response {
 		if filterCreator && !creatorIs(rec.creator, creator) {
 			continue
 		}
-		if hasCursor && (desc && !keyLess(rec, cursor) || !desc && !keyLess(cursor, rec)) {
-			continue
+		if hasCursor && (desc && compareKey(rec, cursor) >= 0 || !desc && compareKey(rec, cursor) <= 0) {
+			continue // already returned on an earlier page
 		}
 		match = append(match, rec)
 	}
 	slices.SortFunc(match, func(a, b *record) int {
-		if keyLess(a, b) == keyLess(b, a) {
-			return 0
+		if desc {
+			return compareKey(b, a)
 		}
-		if keyLess(a, b) != desc {
-			return -1
-		}
-		return 1
+		return compareKey(a, b)
 	})
 	out := wireList{Images: make([]wireImage, 0, min(perPage, len(match)))}
 	for _, rec := range match[:min(perPage, len(match))] {
@@ -441,12 +441,7 @@ func (e *Emulator) listV1(r *http.Request) response {
 			all = append(all, rec)
 		}
 	}
-	slices.SortFunc(all, func(a, b *record) int {
-		if keyLess(a, b) {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(all, compareKey)
 	out := wireListV1{Images: []wireImage{}}
 	start := (page - 1) * perPage
 	for i := start; i < len(all) && i < start+perPage; i++ {

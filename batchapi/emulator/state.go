@@ -63,12 +63,7 @@ func (e *Emulator) Images() []Image {
 		}
 	}
 	e.mu.RUnlock()
-	slices.SortFunc(recs, func(a, b *record) int {
-		if keyLess(a, b) {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(recs, compareKey)
 	out := make([]Image, len(recs))
 	for i, r := range recs {
 		out[i] = r.image()

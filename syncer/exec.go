@@ -346,8 +346,13 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 	if err := s.idx.Settle(intent, &rec, ""); err != nil {
 		return outcome{fatal: err}
 	}
-	if op.Kind == OpMove {
+	switch {
+	case op.Kind == OpMove:
 		o.moveDelete = &Op{Kind: OpDelete, Path: op.OldPath, ImageID: op.OldImageID, Reason: "renamed to " + op.Path}
+	case op.Kind == OpReplace && op.OldImageID != "" && op.OldImageID != rec.ImageID:
+		// A scheme whose ID follows the content: the old image goes once the new one is
+		// up, and the path's record (now the new image's) stays.
+		o.moveDelete = &Op{Kind: OpDelete, Path: op.Path, ImageID: op.OldImageID, Reason: "replaced by " + rec.ImageID, keepRecord: true}
 	}
 	return o
 }
@@ -437,7 +442,7 @@ func (s *Syncer) deleteImage(ctx context.Context, p, id, reason string, after *s
 	case !s.isOwner(got):
 		// Not ours (any more): never delete it, and stop tracking it.
 		s.log.Warn("image not deleted: it does not carry our owner tag", "path", p, "id", id, "creator", got.Creator)
-		if err := s.idx.Settle(0, nil, p); err != nil {
+		if err := s.idx.Settle(0, after, deletePath); err != nil {
 			return outcome{fatal: err}, false
 		}
 		return outcome{fail: &FileError{Path: p, Reason: errForeign.Error(), Err: errForeign}}, false
@@ -487,7 +492,11 @@ func (s *Syncer) failKeep(p string, err error) outcome {
 
 // remove deletes the image of a file that is gone (or a move's old half).
 func (s *Syncer) remove(ctx context.Context, op Op) outcome {
-	o, done := s.deleteImage(ctx, op.Path, op.ImageID, op.Reason, nil, op.Path)
+	deletePath := op.Path
+	if op.keepRecord {
+		deletePath = ""
+	}
+	o, done := s.deleteImage(ctx, op.Path, op.ImageID, op.Reason, nil, deletePath)
 	if !done {
 		return o
 	}

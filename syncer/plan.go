@@ -49,6 +49,9 @@ type Op struct {
 
 	stat fileStat // the stat the content was read under, recorded after the upload
 	rec  store.Record
+	// keepRecord marks the delete of an image the path no longer uses (replaced under
+	// another ID): the path's record belongs to the new image and stays.
+	keepRecord bool
 }
 
 // Skip is a path the pass leaves alone, with the reason.

@@ -3,6 +3,7 @@ package syncer
 import (
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -319,5 +320,26 @@ func TestRetryable(t *testing.T) {
 		if got := classify(tt.err); got != tt.want {
 			t.Errorf("classify(%v) = %s; want %s", tt.err, got, tt.want)
 		}
+	}
+}
+
+// contentScheme is a scheme whose ID follows the content, like the planned "versioned":
+// it exercises the planner's and executor's paths for IDs that change with the content.
+type contentScheme struct{}
+
+func (contentScheme) Name() string   { return "content" }
+func (contentScheme) StableID() bool { return false }
+func (contentScheme) ID(rel, sum string) (string, error) {
+	ext := path.Ext(rel)
+	return strings.TrimSuffix(rel, ext) + "." + sum[:8] + ext, nil
+}
+
+func TestMakePlanContentScheme(t *testing.T) {
+	old := store.Record{Path: "a.png", ImageID: "a." + sumA[:8] + ".png", SHA256: sumA, State: store.StateSynced}
+	p := makePlan(planInput{scheme: contentScheme{}, files: []localFile{read("a.png", sumB)},
+		index: map[string]store.Record{"a.png": old}})
+	want := []string{"replace a.png id=a." + sumB[:8] + ".png old=:a." + sumA[:8] + ".png", "unchanged=0 deletes=0"}
+	if got := planText(p); !slices.Equal(got, want) {
+		t.Fatalf("plan %q; want %q", got, want)
 	}
 }

@@ -379,3 +379,26 @@ func TestSyncRepoSample(t *testing.T) {
 		e.wantImage(norm.NFC.String(rel), rel, b)
 	}
 }
+
+func TestSyncContentSchemeReplacesUploadFirst(t *testing.T) {
+	e := newEnv(t)
+	e.write("a.png", pngBytes(1))
+	s := e.syncer()
+	s.scheme = contentScheme{}
+	if _, err := s.SyncOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	oldID, _ := contentScheme{}.ID("a.png", sha(pngBytes(1)))
+	e.wantImage(oldID, "a.png", pngBytes(1))
+	e.write("a.png", pngBytes(2))
+	sum, err := s.SyncOnce(context.Background())
+	if err != nil || sum.Replaced != 1 || sum.Deleted != 1 {
+		t.Fatalf("summary %+v, %v", sum, err)
+	}
+	newID, _ := contentScheme{}.ID("a.png", sha(pngBytes(2)))
+	e.wantImage(newID, "a.png", pngBytes(2))
+	e.wantNoImage(oldID)
+	if r, _ := e.record("a.png"); r.ImageID != newID || r.State != store.StateSynced {
+		t.Fatalf("record %+v", r)
+	}
+}

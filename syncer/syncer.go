@@ -116,7 +116,7 @@ func (s *Syncer) prepare(write bool) error {
 		return err
 	}
 	if ok {
-		if err := checkIdentity(m, s.cfg); err != nil {
+		if err := checkIdentity(m, s.cfg, s.scheme.Name()); err != nil {
 			return err
 		}
 		if m.OwnerTag != "" && m.OwnerTag != s.cfg.OwnerTag {
@@ -188,7 +188,7 @@ func (s *Syncer) createMarker() error {
 }
 
 // checkIdentity compares the index meta with the configuration.
-func checkIdentity(m store.Meta, cfg Config) error {
+func checkIdentity(m store.Meta, cfg Config, scheme string) error {
 	var diffs []string
 	diff := func(what, old, cur string) {
 		if old != cur {
@@ -197,11 +197,11 @@ func checkIdentity(m store.Meta, cfg Config) error {
 	}
 	diff("account", m.AccountID, cfg.AccountID)
 	diff("root", m.Root, cfg.Root)
-	scheme := m.IDScheme
-	if scheme == "" {
-		scheme = "path"
+	was := m.IDScheme
+	if was == "" {
+		was = "path"
 	}
-	diff("id scheme", scheme, cfg.IDScheme)
+	diff("id scheme", was, scheme)
 	diff("prefix", m.Prefix, cfg.Prefix)
 	if len(diffs) == 0 {
 		return nil

@@ -184,8 +184,9 @@ func (e *Emulator) fetch(ctx context.Context, raw string) ([]byte, string, *resp
 
 // ---- details, blob, delete ----
 
-// lookup returns a copy-safe pointer to the live record for id; expired drafts count as
-// missing. Callers hold e.mu (read or write).
+// lookupLocked returns the live record for id; expired drafts count as missing. Records
+// are never mutated once stored, so the result may be read after the lock is released.
+// Callers hold e.mu (read or write).
 func (e *Emulator) lookupLocked(id string) *record {
 	rec := e.images[id]
 	if rec == nil || e.expiredDraft(rec, e.now()) {

@@ -84,11 +84,7 @@ func Serve(ctx context.Context, ln net.Listener, e *Emulator) error {
 }
 
 func newHTTPServer(e *Emulator) *http.Server {
-	return &http.Server{
-		Handler:           e,
-		ReadHeaderTimeout: 30 * time.Second,
-		// Dropped responses (DropResponses) panic with http.ErrAbortHandler, which
-		// net/http handles quietly; anything else would be logged here.
-		ErrorLog: nil,
-	}
+	// A slow-header client must not pin a connection forever; bodies may be slow (large
+	// uploads over a throttled link), so only the header read is bounded.
+	return &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second}
 }

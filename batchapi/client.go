@@ -379,7 +379,7 @@ func (c *Client) do(ctx context.Context, r *request) error {
 		serr := sleepCtx(ctx, d)
 		c.stats.retryWait.Add(int64(time.Since(start)))
 		if serr != nil {
-			return fmt.Errorf("%s: %w (while waiting to retry after: %v)", r.prefix(), serr, err)
+			return fmt.Errorf("%w; stopped waiting to retry: %w", err, serr)
 		}
 		attempt++
 	}
@@ -459,8 +459,12 @@ func (c *Client) send(ctx context.Context, r *request, batch bool, tok Secret) (
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
-	var wroteFlag atomic.Bool
+	// Whether the request went out is learnt from the trace hooks of net/http's Transport.
+	// A transport that calls no hooks (a custom RoundTripper) tells us nothing, and then we
+	// must assume it did.
+	var traced, wroteFlag atomic.Bool
 	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GetConn: func(string) { traced.Store(true) },
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			if info.Err == nil {
 				wroteFlag.Store(true)
@@ -493,7 +497,7 @@ func (c *Client) send(ctx context.Context, r *request, batch bool, tok Secret) (
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.stats.request(r.op, 0)
-		return wroteFlag.Load(), err
+		return wroteFlag.Load() || !traced.Load(), err
 	}
 	c.stats.request(r.op, resp.StatusCode)
 	return true, c.readResponse(resp, r)
@@ -515,6 +519,9 @@ func (c *Client) readResponse(resp *http.Response, r *request) error {
 		ID:         r.id,
 		StatusCode: resp.StatusCode,
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	if len(bytes.TrimSpace(body)) == 0 && resp.StatusCode < 300 && r.out == nil {
+		return nil // a bare 204 to a delete: nothing to read, nothing failed
 	}
 	var env wireEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {

@@ -141,15 +141,35 @@ func validateID(id string) error {
 // its own so "/" stays a separator while "%", "?", "#", spaces and non-ASCII letters cannot
 // change the URL's meaning.
 func DeliveryURL(base, id, variant string) string {
-	return strings.TrimSuffix(base, "/") + "/" + escapeID(id) + "/" + url.PathEscape(variant)
+	return strings.TrimSuffix(base, "/") + "/" + escapeID(id) + "/" + escapeSegment(variant)
 }
 
 func escapeID(id string) string {
 	segs := strings.Split(id, "/")
 	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
+		segs[i] = escapeSegment(s)
 	}
 	return strings.Join(segs, "/")
+}
+
+// escapeSegment percent-encodes every byte that may not appear as itself in a URL path
+// segment (RFC 3986 pchar). Unlike url.PathEscape it keeps the sub-delimiters, so flexible
+// variants such as "w=400,sharpen=1" pass unchanged.
+func escapeSegment(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("-._~!$&'()*+,;=:@", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
 }
 
 // deliveryBase learns the delivery base and variant name from one variants URL of the image

@@ -90,6 +90,7 @@ func TestDeliveryURL(t *testing.T) {
 		{"what?.png", base + "/what%3F.png/public"},
 		{"#1.png", base + "/%231.png/public"},
 		{"a+b.png", base + "/a+b.png/public"},
+		{"tab\tnl\n.png", base + "/tab%09nl%0A.png/public"},
 		{"café/ü.png", base + "/caf%C3%A9/%C3%BC.png/public"},
 	}
 	for _, tt := range tests {
@@ -97,7 +98,7 @@ func TestDeliveryURL(t *testing.T) {
 			t.Errorf("DeliveryURL(%q) = %q; want %q", tt.id, got, tt.want)
 		}
 	}
-	if got := DeliveryURL(base+"/", "a.png", "w=400"); got != base+"/a.png/w=400" {
+	if got := DeliveryURL(base+"/", "a;b,c.png", "w=400,sharpen=1"); got != base+"/a;b,c.png/w=400,sharpen=1" {
 		t.Errorf("trailing slash base: %q", got)
 	}
 }

@@ -78,8 +78,13 @@ func (s *Syncer) plan(ctx context.Context, sc scope, dry bool) (Plan, error) {
 		limits:  s.cfg.Limits,
 		index:   index,
 		workers: min(s.cfg.Concurrency, 4),
-		onRead:  func(string) { s.reads.Add(1) },
-		event:   s.cfg.Progress,
+		onRead: func(rel string) {
+			s.reads.Add(1)
+			if s.beforeRead != nil {
+				s.beforeRead(rel)
+			}
+		},
+		event: s.cfg.Progress,
 	}
 	scanned, err := sn.scan(ctx, sc)
 	if err != nil {

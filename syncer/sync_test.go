@@ -3,12 +3,17 @@ package syncer
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/cfimgsync/cfimgsync/batchapi"
+	"github.com/cfimgsync/cfimgsync/batchapi/emulator"
 	"github.com/cfimgsync/cfimgsync/store"
+	"github.com/cfimgsync/cfimgsync/watcher"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -400,5 +405,83 @@ func TestSyncContentSchemeReplacesUploadFirst(t *testing.T) {
 	e.wantNoImage(oldID)
 	if r, _ := e.record("a.png"); r.ImageID != newID || r.State != store.StateSynced {
 		t.Fatalf("record %+v", r)
+	}
+}
+
+func TestSyncIgnored(t *testing.T) {
+	e := newEnv(t)
+	e.write("ok.png", pngBytes(1))
+	e.write("drafts/a.png", pngBytes(2))
+	e.write(".hidden.png", pngBytes(3))
+	e.write("upload.png.part", pngBytes(4))
+	e.write("sub/.cache/b.png", pngBytes(5))
+	sum := e.syncOnce()
+	if sum.Uploaded != 2 {
+		t.Fatalf("summary %+v", sum)
+	}
+	for _, id := range []string{".hidden.png", "upload.png.part", "sub/.cache/b.png"} {
+		e.wantNoImage(id)
+	}
+	// Ignoring a path later leaves its image alone: an ignore pattern never deletes.
+	m, err := watcher.NewMatcher([]string{"drafts/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.write("drafts/new.png", pngBytes(6))
+	sum = e.syncOnce(func(c *Config) { c.Ignore = m })
+	if sum.Deleted+sum.Uploaded != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	e.wantImage("drafts/a.png", "drafts/a.png", pngBytes(2))
+	e.wantNoImage("drafts/new.png")
+}
+
+func TestSyncDeleteFailsTransiently(t *testing.T) {
+	e := newEnv(t)
+	for i := range 4 {
+		e.write(filepathN("d", i), pngBytes(i))
+	}
+	e.syncOnce()
+	e.remove("d0.png")
+	// Every attempt of this pass's delete call fails; the next pass's succeeds.
+	e.em.FailNext(emulator.RouteDelete, batchapi.DefaultMaxAttempts, http.StatusServiceUnavailable)
+	sum := e.syncOnce()
+	if sum.Deleted != 0 || sum.Failed != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	r, ok := e.record("d0.png")
+	if !ok || r.ImageID != "d0.png" || r.ErrorClass != classTransient {
+		t.Fatalf("record %+v, %v: the image must stay tracked until deleted", r, ok)
+	}
+	if sum := e.syncOnce(); sum.Deleted != 1 {
+		t.Fatalf("retry: %+v", sum)
+	}
+	e.wantNoImage("d0.png")
+}
+
+func TestSyncFileChangedDuringRead(t *testing.T) {
+	e := newEnv(t)
+	e.write("a.png", pngBytes(1))
+	s := e.syncer()
+	var n atomic.Int32
+	s.beforeRead = func(rel string) {
+		if n.Add(1) == 1 {
+			// A writer appends while the scan is about to read.
+			f, err := os.OpenFile(e.abs(rel), os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			f.Write(pngBytes(2))
+			f.Close()
+		}
+	}
+	sum, err := s.SyncOnce(context.Background())
+	if err != nil || sum.Uploaded != 1 {
+		t.Fatalf("summary %+v, %v", sum, err)
+	}
+	e.wantImage("a.png", "a.png", pngBytes(2))
+	if n.Load() != 2 {
+		t.Errorf("%d reads; want 2 (the changing file looked at again)", n.Load())
 	}
 }

@@ -67,8 +67,10 @@ type Syncer struct {
 	// check is skipped for this folder.
 	markerless bool
 
-	// reads counts files whose content was read (tests assert on it).
-	reads atomic.Int64
+	// reads counts files whose content was read (tests assert on it); beforeRead, if set,
+	// runs before each read (tests change files there).
+	reads      atomic.Int64
+	beforeRead func(rel string)
 }
 
 // New returns a Syncer for cfg over the folder's index and remote. It does no I/O: the

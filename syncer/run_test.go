@@ -423,3 +423,43 @@ func TestSyncRecoversIntents(t *testing.T) {
 		t.Errorf("%d write calls, summary %+v; want 2 (one upload, one delete)", n, sum)
 	}
 }
+
+func TestSyncRecoversIntentsOtherOutcomes(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.write("stale.png", pngBytes(1))
+	e.write("theirs.png", pngBytes(2))
+	f := e.st.Folder("default")
+	up := func(id string, content []byte, creator string) {
+		t.Helper()
+		if _, err := e.client.Upload(ctx, batchapi.UploadRequest{ID: id, Content: bytes.NewReader(content), Size: int64(len(content)),
+			Metadata: map[string]any{"sha256": sha(content)}, Creator: creator}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Our image under the ID holds older content than the upload the intent was for.
+	up("stale.png", pngBytes(9), testOwner)
+	// Someone else's image took the ID.
+	up("theirs.png", pngBytes(8), "someone-else")
+	for _, in := range []store.Intent{
+		{Op: store.OpUpload, Path: "stale.png", ImageID: "stale.png", SHA256: sha(pngBytes(1))},
+		{Op: store.OpUpload, Path: "theirs.png", ImageID: "theirs.png", SHA256: sha(pngBytes(2))},
+		{Op: store.OpDelete, Path: "theirs.png", ImageID: "theirs.png"},
+		{Op: store.OpUpdate, Path: "x.png", ImageID: "x.png"},
+	} {
+		if _, err := f.AddIntent(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := e.syncOnce()
+	if ins, _ := f.Intents(); len(ins) != 0 {
+		t.Fatalf("intents left: %+v", ins)
+	}
+	e.wantImage("stale.png", "stale.png", pngBytes(1))
+	if img, ok := e.em.Image("theirs.png"); !ok || img.Creator != "someone-else" {
+		t.Fatalf("foreign image touched: %+v", img)
+	}
+	if sum.Replaced != 1 || sum.Failed != 1 {
+		t.Errorf("summary %+v; want stale.png replaced and theirs.png refused", sum)
+	}
+}

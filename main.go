@@ -56,17 +56,25 @@ const (
 	exitInterrupted = 130
 )
 
-const usage = `cfimgsync keeps a folder mirrored to Cloudflare Images.
+const usage = `cfimgsync keeps folders mirrored to Cloudflare Images.
 
 Usage:
   cfimgsync demo [--once] [--dir DIR]        try it: local emulator + sample images
-  cfimgsync sync --dir DIR [--once] [--dry-run] [--state FILE] [--prefix P] [--settle DUR]
-  cfimgsync ls [--json] [--state FILE]       what the index knows: path, image ID, state, URL
+  cfimgsync sync [--config FILE] [--dir DIR] [--once] [--dry-run] [--state FILE] [--prefix P] [--settle DUR]
+  cfimgsync run [--config FILE]              the service: watch every configured folder (SIGHUP reloads)
+  cfimgsync service install|uninstall|start|stop|restart|status [--config FILE] [--user NAME]
+  cfimgsync status [--json] [--config FILE | --state FILE]
+                                             what the daemon is doing, or what the index says
+  cfimgsync manifest [--format json|csv] [--out FILE] [--folder NAME] [--config FILE | --state FILE]
+  cfimgsync config check [--config FILE]     validate the config, and the token if the API answers
+  cfimgsync ls [--json] [--folder NAME] [--state FILE]
+                                             what the index knows: path, image ID, state, URL
   cfimgsync emulator [--listen ADDR] ...     serve a local emulator of the Images API
   cfimgsync version
 
-Credentials and endpoints come from the environment, never from flags:
-  CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN, CFIMGSYNC_API_URL, CFIMGSYNC_BATCH_URL
+The API token is never a flag: api_token_file in the config, the systemd credential
+cloudflare-api-token, or CLOUDFLARE_API_TOKEN. Without a config file, settings come from
+CLOUDFLARE_ACCOUNT_ID, CFIMGSYNC_API_URL, CFIMGSYNC_BATCH_URL and CFIMGSYNC_STATE.
 
 Run "cfimgsync COMMAND -h" for a command's flags.
 `
@@ -104,6 +112,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.sync(ctx, rest)
 	case "ls":
 		err = c.ls(rest)
+	case "run":
+		err = c.runCmd(ctx, rest)
+	case "service":
+		err = c.serviceCmd(rest)
+	case "status":
+		err = c.status(ctx, rest)
+	case "manifest":
+		err = c.manifest(ctx, rest)
+	case "config":
+		err = c.configCmd(ctx, rest)
 	case "emulator":
 		err = c.emulator(ctx, rest)
 	case "version", "--version", "-version":
@@ -128,12 +146,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 func exitCode(ctx context.Context, err error) int {
 	var ue usageError
 	var ff filesFailedError
+	var ce *configError
+	var ces configErrors
+	var insecure *insecureTokenError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &ces), errors.As(err, &insecure):
 		return exitUsage
 	case batchapi.IsAuth(err):
 		return exitAuth
@@ -173,7 +194,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// syncOptions are the settings shared by `sync` and `demo`.
+// syncOptions are the flags of `sync` and `demo`.
 type syncOptions struct {
 	dir, state, prefix string
 	settle             time.Duration
@@ -183,48 +204,169 @@ type syncOptions struct {
 func (c cli) sync(ctx context.Context, args []string) error {
 	fs := newFlagSet("sync", c.stderr)
 	var o syncOptions
-	fs.StringVar(&o.dir, "dir", "", "folder to mirror (required)")
-	fs.StringVar(&o.state, "state", defaultStatePath(), "index file")
+	configPath := fs.String("config", "", "config file; the flags below override it")
+	fs.StringVar(&o.dir, "dir", "", "folder to mirror (required without --config; replaces the config's folders)")
+	fs.StringVar(&o.state, "state", "", "index file (default: the config's, else $CFIMGSYNC_STATE or the XDG state dir)")
 	fs.StringVar(&o.prefix, "prefix", "", "prefix for every image ID, e.g. \"site/\"")
-	fs.DurationVar(&o.settle, "settle", 2*time.Second, "quiet time before a changed file is synced")
+	fs.DurationVar(&o.settle, "settle", defaultSettle, "quiet time before a changed file is synced")
 	fs.BoolVar(&o.once, "once", false, "one full reconcile, then exit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if o.dir == "" {
-		return usageError{"sync: --dir is required"}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.dir == "" && *configPath == "" {
+		return usageError{"sync: --dir or --config is required"}
 	}
-	client, err := clientFromEnv(c.logger)
+	load := func() (*config, error) { return syncConfig(*configPath, o, set, os.Getenv) }
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
-	return c.mirror(ctx, client, envAccountID(), o)
-}
-
-// clientFromEnv builds the API client from the documented environment variables.
-func clientFromEnv(logger *slog.Logger) (*batchapi.Client, error) {
-	account, token := envAccountID(), os.Getenv("CLOUDFLARE_API_TOKEN")
-	if account == "" || token == "" {
-		return nil, usageError{"CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN must be set (try \"cfimgsync demo\" to run against the local emulator)"}
+	logger := c.logger
+	if cfg.file != "" {
+		logger = newLogger(cfg.logFormat, c.stderr)
 	}
-	c, err := batchapi.New(batchapi.Config{
-		AccountID: account,
-		APIToken:  batchapi.Secret(token),
-		APIURL:    os.Getenv("CFIMGSYNC_API_URL"),
-		BatchURL:  os.Getenv("CFIMGSYNC_BATCH_URL"),
-		Logger:    logger,
-	})
+	if !o.once && !o.dryRun {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		d := &daemon{load: load, logger: logger, stdout: c.stdout, reload: hup}
+		err := d.run(ctx)
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// A signal is how a daemon is asked to stop: that is a clean exit, not an
+			// interruption, so the service manager does not count it as a failure.
+			return nil
+		}
+		return err
+	}
+	tok, _, err := loadToken(cfg, os.Getenv)
 	if err != nil {
-		return nil, usageError{err.Error()}
+		return err
 	}
-	return c, nil
+	cc := cfg.clientConfig(tok)
+	cc.Logger = logger
+	client, err := batchapi.New(cc)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	return c.syncFolders(ctx, cfg, client, logger, o.dryRun)
 }
 
-func envAccountID() string { return os.Getenv("CLOUDFLARE_ACCOUNT_ID") }
+// syncConfig builds sync's configuration: the file if given, else the flags and the
+// environment; flags given on the command line override the file.
+func syncConfig(configPath string, o syncOptions, set map[string]bool, getenv func(string) string) (*config, error) {
+	var cfg *config
+	var err error
+	if configPath != "" {
+		if cfg, err = loadConfig(configPath, getenv); err != nil {
+			return nil, err
+		}
+	} else {
+		off := "off"
+		fc := fileConfig{MetricsListen: &off, Folders: []fileFolder{{Path: "/", Name: "default"}}}
+		if cfg, err = fc.resolve("command line", keyLines{}, getenv); err != nil {
+			return nil, err
+		}
+		cfg.file = ""
+	}
+	if set["dir"] {
+		root, err := filepath.Abs(o.dir)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("sync: --dir: %v", err)}
+		}
+		cfg.folders = []folderConfig{{name: "default", path: root, idScheme: "path",
+			deleteMode: syncer.DeleteMirror, settle: defaultSettle, rescanInterval: defaultRescan}}
+	}
+	for i := range cfg.folders {
+		if set["prefix"] {
+			if strings.HasPrefix(o.prefix, "/") {
+				return nil, usageError{"sync: --prefix must not start with \"/\""}
+			}
+			cfg.folders[i].prefix = o.prefix
+		}
+		if set["settle"] {
+			cfg.folders[i].settle = o.settle
+		}
+	}
+	if set["state"] {
+		cfg.state = o.state
+	}
+	return cfg, nil
+}
 
-// defaultStatePath follows the XDG base directory spec for state files.
+// syncFolders is `sync --once` and `sync --dry-run`: one pass over each folder in turn.
+func (c cli) syncFolders(ctx context.Context, cfg *config, client *batchapi.Client, logger *slog.Logger, dryRun bool) error {
+	st, err := store.Open(cfg.state, store.Options{Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	defer st.Close()
+	var firstErr error
+	failed := 0
+	for _, f := range cfg.folders {
+		sc, err := f.syncerConfig(cfg)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		sc.Logger = logger
+		switch {
+		case dryRun:
+		case isTerminal(c.stdout):
+			sc.Progress = newProgressBar(c.stdout).event
+		default:
+			sc.Progress = progressPrinter(c.stdout)
+		}
+		s, err := syncer.New(sc, st.Folder(f.name), client)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if len(cfg.folders) > 1 {
+			fmt.Fprintf(c.stdout, "== folder %s (%s)\n", f.name, f.path)
+		}
+		if dryRun {
+			plan, err := s.Plan(ctx)
+			if err != nil {
+				return err
+			}
+			if err := printPlan(c.stdout, plan); err != nil {
+				return err
+			}
+			continue
+		}
+		sum, err := s.SyncOnce(ctx)
+		printSummary(c.stdout, sum)
+		failed += sum.Failed
+		if err != nil {
+			if ctx.Err() != nil || batchapi.IsAuth(err) {
+				// A refused token fails every folder the same way.
+				return err
+			}
+			if len(cfg.folders) > 1 {
+				err = fmt.Errorf("folder %s: %w", f.name, err)
+			}
+			// Another folder's trouble is no reason to leave this one unsynced.
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	if failed > 0 {
+		return filesFailedError{failed}
+	}
+	return nil
+}
+
+// defaultStatePath is $CFIMGSYNC_STATE (the systemd unit sets it), else the XDG base
+// directory spec's place for state files.
 func defaultStatePath() string {
+	if p := os.Getenv("CFIMGSYNC_STATE"); p != "" {
+		return p
+	}
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "cfimgsync", "state.db")
 	}
@@ -352,20 +494,34 @@ func printPlan(w io.Writer, p syncer.Plan) error {
 func (c cli) ls(args []string) error {
 	fs := newFlagSet("ls", c.stderr)
 	state := fs.String("state", defaultStatePath(), "index file")
+	folder := fs.String("folder", "", "only this folder (default: all)")
 	asJSON := fs.Bool("json", false, "print JSON lines")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := store.Open(*state, store.Options{Timeout: time.Second, ReadOnly: true})
+	st, err := openIndexReadOnly(*state, errors.New("ls reads the index directly"))
 	if err != nil {
-		return fmt.Errorf("open index: %w", err)
+		return err
 	}
 	defer st.Close()
-	return listIndex(c.stdout, st.Folder("default"), *asJSON)
+	names, err := st.Folders()
+	if err != nil {
+		return fmt.Errorf("read index: %w", err)
+	}
+	for _, n := range names {
+		if *folder != "" && n != *folder {
+			continue
+		}
+		if err := listIndex(c.stdout, st.Folder(n), *asJSON); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lsEntry is one line of `cfimgsync ls --json`; its field names are a stable interface.
 type lsEntry struct {
+	Folder  string   `json:"folder"`
 	Path    string   `json:"path"`
 	ImageID string   `json:"image_id"`
 	State   string   `json:"state"`
@@ -380,7 +536,7 @@ func listIndex(w io.Writer, f *store.Folder, asJSON bool) error {
 	}
 	enc := json.NewEncoder(w)
 	return f.ForEach(func(r store.Record) error {
-		e := lsEntry{Path: r.Path, ImageID: r.ImageID, State: r.State.String(), Error: r.LastError}
+		e := lsEntry{Folder: f.Name(), Path: r.Path, ImageID: r.ImageID, State: r.State.String(), Error: r.LastError}
 		if r.State == store.StateSynced && meta.DeliveryBase != "" {
 			for _, v := range meta.Variants {
 				e.URLs = append(e.URLs, syncer.DeliveryURL(meta.DeliveryBase, r.ImageID, v))

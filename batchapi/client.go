@@ -411,7 +411,19 @@ func (c *Client) waitSlot(ctx context.Context, s *slot) error {
 			return err
 		}
 	}
-	return s.lim.Wait(ctx)
+	return limiterWait(ctx, s.lim)
+}
+
+// limiterWait is Limiter.Wait, except that a deadline too near to wait for is reported as
+// context.DeadlineExceeded (the limiter's own error would read as a network failure).
+func limiterWait(ctx context.Context, lim *rate.Limiter) error {
+	err := lim.Wait(ctx)
+	if err != nil && ctx.Err() == nil {
+		if _, ok := ctx.Deadline(); ok {
+			return fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+		}
+	}
+	return err
 }
 
 func (c *Client) pauseGlobal(until time.Time) {
@@ -432,7 +444,7 @@ func (c *Client) waitGlobal(ctx context.Context) error {
 			return err
 		}
 	}
-	return c.global.Wait(ctx)
+	return limiterWait(ctx, c.global)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

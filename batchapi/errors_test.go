@@ -269,3 +269,18 @@ func TestClassifyNonAPIErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLimiterWaitPastDeadline(t *testing.T) {
+	c, err := New(Config{AccountID: "a", APIToken: "t", TokenRate: 0.001, APIURL: "http://127.0.0.1:1", BatchURL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.pool.slots[0]
+	s.lim.Allow() // spend the burst: the next request is 1000 s away
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	err = c.waitSlot(ctx, s)
+	if !errors.Is(err, context.DeadlineExceeded) || IsTransient(err) {
+		t.Errorf("err = %v, want DeadlineExceeded", err)
+	}
+}

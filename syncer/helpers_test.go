@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,7 +41,12 @@ func newEnvTB(t testing.TB) *env {
 	t.Helper()
 	srv := emulator.NewServer(emulator.Options{TokenRate: -1, GlobalBudget: -1})
 	t.Cleanup(srv.Close)
+	// Our own transport, so its idle connections can be closed before the server: a
+	// connection dialed but never used would hold the server's graceful Close for 5 s.
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	t.Cleanup(tr.CloseIdleConnections)
 	client, err := batchapi.New(batchapi.Config{
+		HTTPClient:     &http.Client{Transport: tr},
 		AccountID:      "023e105f4ecef8ad9ca31a8372d0c353",
 		APIToken:       "emulator-api-token",
 		APIURL:         srv.APIURL(),

@@ -296,6 +296,39 @@ func TestDirectUpload(t *testing.T) {
 	if !img.Draft || img.Creator != "me" {
 		t.Errorf("draft = %+v", img)
 	}
+
+	// The same ID again is taken; an expiry outside 2 min to 6 h is refused.
+	_, err = e.client.DirectUpload(t.Context(), batchapi.DirectUploadRequest{ID: "drafts/one.png"})
+	if !batchapi.IsAlreadyExists(err) {
+		t.Errorf("repeated id: %v, want already exists", err)
+	}
+	_, err = e.client.DirectUpload(t.Context(), batchapi.DirectUploadRequest{Expiry: time.Now().Add(time.Minute)})
+	var ae *batchapi.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || !batchapi.IsPermanent(err) {
+		t.Errorf("short expiry: %v, want a permanent 400", err)
+	}
+	// Without an ID it gets a generated one.
+	du, err = e.client.DirectUpload(t.Context(), batchapi.DirectUploadRequest{})
+	if err != nil || du.ID == "" || du.UploadURL == "" {
+		t.Errorf("auto id direct upload: %+v, %v", du, err)
+	}
+}
+
+func TestUpdateRefusals(t *testing.T) {
+	e := newEnv(t, emulator.Options{}, batchapi.Config{})
+	ctx := t.Context()
+	if _, err := e.client.Upload(ctx, uploadReq(t, "custom.png", 1)); err != nil {
+		t.Fatal(err)
+	}
+	signed := true
+	_, err := e.client.Update(ctx, "custom.png", batchapi.UpdateRequest{RequireSignedURLs: &signed})
+	var ae *batchapi.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || !batchapi.IsPermanent(err) {
+		t.Errorf("signed URLs on a custom id: %v, want a permanent 400", err)
+	}
+	if n := e.emu.Calls()[emulator.RouteUpdate]; n != 1 {
+		t.Errorf("update sent %d times, want once", n)
+	}
 }
 
 func TestBatchToken(t *testing.T) {

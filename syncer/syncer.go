@@ -63,9 +63,9 @@ type Syncer struct {
 
 	mu   sync.Mutex // guards meta: workers learn the delivery base concurrently
 	meta store.Meta
-	// markerless is set when the root was read-only when the marker was due, so the marker
-	// check is skipped for this folder.
-	markerless bool
+	// markerWarned is set once the log has said that the marker check is skipped because
+	// the root is read-only.
+	markerWarned bool
 
 	// reads counts files whose content was read (tests assert on it); beforeRead, if set,
 	// runs before each read (tests change files there).
@@ -127,9 +127,6 @@ func (s *Syncer) prepare(write bool) error {
 		s.mu.Lock()
 		s.meta = m
 		s.mu.Unlock()
-		if !s.markerless && !writable(s.cfg.Root) {
-			s.markerless = true
-		}
 		return nil
 	}
 	fi, err := os.Stat(s.cfg.Root)
@@ -180,7 +177,7 @@ func (s *Syncer) createMarker() error {
 	case errors.Is(err, fs.ErrExist):
 		return nil
 	case errors.Is(err, fs.ErrPermission) || isReadOnlyFS(err):
-		s.markerless = true
+		s.markerWarned = true
 		s.log.Warn("folder root is read-only: no marker file, so the marker check is skipped for this folder",
 			"root", s.cfg.Root, "marker", markerName)
 		return nil
@@ -232,9 +229,6 @@ func (s *Syncer) checkFolder(dry bool) error {
 		return fmt.Errorf("%w: root %s is on another filesystem than when the index was made (device %d, was %d); "+
 			"is a disk not mounted?", ErrFolderUnavailable, root, dev, wantDev)
 	}
-	if s.markerless {
-		return nil
-	}
 	if _, err := os.Lstat(filepath.Join(root, markerName)); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -249,6 +243,16 @@ func (s *Syncer) checkFolder(dry bool) error {
 			return nil
 		}
 		return s.createMarker()
+	}
+	if !writable(root) {
+		// A read-only root (the service's usual access) could never get a marker, so its
+		// absence proves nothing; the device check above still catches an unmounted disk.
+		if !s.markerWarned {
+			s.markerWarned = true
+			s.log.Warn("folder root is read-only and has no marker file: the marker check is skipped",
+				"root", root, "marker", markerName)
+		}
+		return nil
 	}
 	return fmt.Errorf("%w: marker file %s is missing from %s, so this may not be the folder the index "+
 		"was made for (an empty mount point?); if it is, recreate the marker with `touch %s`",

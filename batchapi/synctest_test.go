@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -156,6 +158,76 @@ func TestGlobalRateLimitHonoured(t *testing.T) {
 		}
 		if n := emu.Calls()[emulator.CallsThrottled]; n != 1 {
 			t.Errorf("server refused %d calls, want 1: the pause must hold everyone off", n)
+		}
+	})
+}
+
+func TestPoolPacesAtTheCeiling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		emu, c := newBubbleEnv(t, emulator.Options{}, batchapi.Config{BatchTokens: 4})
+		if _, err := c.Upload(t.Context(), uploadReq(t, "pace.png", 1)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // let the limiters refill: a fresh start for the measurement
+		const n = 800
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range 64 {
+			wg.Go(func() {
+				for next.Add(1) <= n {
+					if _, err := c.Get(t.Context(), "pace.png"); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		el := time.Since(start)
+		// 4 tokens at 200/s: 800 requests take 1 s less one interval, all spread and
+		// paced, so the server's per-token limit never fires.
+		if el < 990*time.Millisecond || el > 1010*time.Millisecond {
+			t.Errorf("%d requests on 4 tokens took %v, want about 1 s", n, el)
+		}
+		if got := emu.Calls()[emulator.CallsThrottled]; got != 0 {
+			t.Errorf("%d requests refused with 429", got)
+		}
+		if s := c.Stats(); s.TokensMinted != 4 {
+			t.Errorf("minted %d tokens, want 4 (one per slot)", s.TokensMinted)
+		}
+	})
+}
+
+func TestRateLimitPausesTheToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		throttled := make(chan struct{})
+		emu, c := newBubbleEnv(t, emulator.Options{}, batchapi.Config{
+			OnRetry: func(string, int, error, time.Duration) { close(throttled) },
+		})
+		if _, err := c.Upload(t.Context(), uploadReq(t, "p.png", 1)); err != nil {
+			t.Fatal(err)
+		}
+		emu.FailNext(emulator.RouteGet, 1, http.StatusTooManyRequests) // Retry-After: 1
+		start := time.Now()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if _, err := c.Get(t.Context(), "p.png"); err != nil {
+				t.Error(err)
+			}
+		}()
+		<-throttled // the first call got its 429 and is about to wait
+		// Any other call on that token now holds off until the Retry-After has passed.
+		if _, err := c.Get(t.Context(), "p.png"); err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); el < time.Second {
+			t.Errorf("second call went out after %v, inside the Retry-After", el)
+		}
+		<-done
+		if got := c.Stats().LimiterWait; got < 900*time.Millisecond {
+			t.Errorf("LimiterWait = %v, want the pause counted", got)
 		}
 	})
 }

@@ -202,6 +202,7 @@ func (ex *executor) record(op Op, o outcome) {
 		return
 	}
 	ex.res.Bytes += o.bytes
+	s.log.Debug("synced", "op", o.event, "path", op.Path, "id", op.ImageID, "bytes", o.bytes)
 	s.emit(Event{Kind: o.event, Path: op.Path, ImageID: op.ImageID, Bytes: o.bytes})
 }
 

@@ -179,32 +179,42 @@ func decodeError(name string, err error) error {
 	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
-		row, _ := de.Position()
+		row, col := de.Position()
 		msg := strings.TrimPrefix(de.Error(), "toml: ")
 		// The decoder names Go types ("struct field main.fileConfig.Rate of type float64");
 		// an operator needs the TOML type that was expected instead.
 		if i := strings.Index(msg, " into "); i >= 0 && strings.HasPrefix(msg, "cannot decode") {
-			msg = msg[:i] + " into a " + tomlType(msg[i:])
+			msg = msg[:i] + ": want a " + tomlType(msg[i:])
 		}
-		return configErrors{{file: name, line: row, key: strings.Join(de.Key(), "."), msg: msg}}
+		key := strings.Join(de.Key(), ".")
+		if key == "" {
+			msg = fmt.Sprintf("column %d: %s", col, msg)
+		}
+		return configErrors{{file: name, line: row, key: key, msg: msg}}
 	}
 	return usageError{fmt.Sprintf("%s: %v", name, err)}
 }
 
-// tomlType names the TOML type the decoder wanted, from its Go-flavoured message.
+// tomlType names the TOML type the decoder wanted, from its Go-flavoured message
+// ("... into struct field main.fileConfig.Rate of type float64").
 func tomlType(s string) string {
+	if i := strings.LastIndex(s, " of type "); i >= 0 {
+		s = s[i+len(" of type "):]
+	}
 	switch {
-	case strings.Contains(s, "[]string"):
+	case strings.HasPrefix(s, "[]string"):
 		return "list of strings"
-	case strings.Contains(s, "map["):
+	case strings.HasPrefix(s, "map["):
 		return "table"
-	case strings.Contains(s, "[]main."):
+	case strings.HasPrefix(s, "[]"):
 		return "list of tables"
-	case strings.Contains(s, "float64"):
+	case strings.HasPrefix(s, "float"):
 		return "number"
-	case strings.Contains(s, "int"):
+	case strings.HasPrefix(s, "int"), strings.HasPrefix(s, "*int"):
 		return "integer"
-	case strings.Contains(s, "string"):
+	case strings.HasPrefix(s, "*float"):
+		return "number"
+	case strings.HasPrefix(s, "string"), strings.HasPrefix(s, "*string"):
 		return "string"
 	}
 	return "value of another type"

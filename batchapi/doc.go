@@ -7,6 +7,11 @@
 // refreshes them on the global host under a separate limiter for the global budget, and falls
 // back to the global host for an operation the batch host refuses.
 //
+// The client starts no goroutines and queues nothing: throughput comes from calling it from
+// many goroutines. Each token needs about rate x latency calls in flight (10 at 200/s and
+// 50 ms) to reach its ceiling; extra callers simply wait on the token limiters, which pace
+// requests evenly rather than in bursts, so the server's limit is not tripped.
+//
 // Every call retries transient failures (network errors, 408, 429, 5xx) with exponential
 // backoff and full jitter, honouring Retry-After. An upload without a custom ID is the one call
 // that is never repeated once its body may have reached the server, because a second copy

@@ -14,6 +14,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -302,7 +303,9 @@ func (c *Client) do(ctx context.Context, r *request) error {
 				if isContextErr(err) {
 					return fmt.Errorf("%s: %w", r.prefix(), err)
 				}
-				return fmt.Errorf("%s: get batch token: %w", r.prefix(), err)
+				// Say it once: "batchapi: get "x": get batch token: 403 Forbidden: ...".
+				msg := strings.TrimPrefix(err.Error(), "batchapi: "+OpBatchToken+": ")
+				return &wrapError{msg: r.prefix() + ": get batch token: " + msg, err: err}
 			}
 			if err := c.waitSlot(ctx, s); err != nil {
 				return fmt.Errorf("%s: %w", r.prefix(), err)

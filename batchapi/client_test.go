@@ -351,7 +351,7 @@ func TestBadAPIToken(t *testing.T) {
 	if !batchapi.IsAuth(err) || !batchapi.IsPermanent(err) {
 		t.Fatalf("err = %v, want auth", err)
 	}
-	if !strings.Contains(err.Error(), "get batch token") {
+	if !strings.Contains(err.Error(), `batchapi: get "x.png": get batch token: 403 Forbidden: 10000 Authentication error`) {
 		t.Errorf("error does not say it failed minting: %v", err)
 	}
 	if n := e.emu.Calls()[emulator.RouteBatchToken] + e.emu.Calls()[emulator.CallsUnauthorized]; n != 1 {

@@ -109,6 +109,15 @@ type localError struct{ err error }
 func (e *localError) Error() string { return e.err.Error() }
 func (e *localError) Unwrap() error { return e.err }
 
+// wrapError is an error with its own text around an error it keeps for errors.Is/As.
+type wrapError struct {
+	msg string
+	err error
+}
+
+func (e *wrapError) Error() string { return e.msg }
+func (e *wrapError) Unwrap() error { return e.err }
+
 func asAPIError(err error) (*APIError, bool) {
 	var ae *APIError
 	ok := errors.As(err, &ae)

@@ -41,6 +41,7 @@ func (s *Syncer) SyncOnce(ctx context.Context) (Summary, error) {
 		res, err = s.pass(ctx, hintScope(res.requeue))
 		sum.add(res.Summary)
 	}
+	s.recordPass(true, sum, err, errors.Is(err, ErrFolderUnavailable))
 	s.emit(Event{Kind: EventDone, Bytes: sum.Bytes, Err: err})
 	return sum, err
 }

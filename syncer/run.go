@@ -29,6 +29,8 @@ func (s *Syncer) Run(ctx context.Context, hints <-chan watcher.Batch) error {
 	if err := s.recoverIntents(ctx); err != nil {
 		return err
 	}
+	s.setRunning(true)
+	defer s.setRunning(false)
 	l := &loop{s: s, full: true, paths: make(map[string]bool), retries: make(map[string]*retryState)}
 	rescan := time.NewTicker(s.cfg.RescanInterval)
 	defer rescan.Stop()
@@ -150,6 +152,7 @@ func (l *loop) pass(ctx context.Context) error {
 	clear(l.paths)
 
 	res, err := s.pass(ctx, sc)
+	s.recordPass(sc.all, res.Summary, err, errors.Is(err, ErrFolderUnavailable))
 	s.emit(Event{Kind: EventDone, Bytes: res.Bytes, Err: err})
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
@@ -169,6 +172,7 @@ func (l *loop) pass(ctx context.Context) error {
 		}
 		l.backoff(fullRetryKey, now)
 		l.arm()
+		s.setRetries(l.retries)
 		return nil
 	default:
 		return err
@@ -194,6 +198,7 @@ func (l *loop) pass(ctx context.Context) error {
 		}
 	}
 	l.arm()
+	s.setRetries(l.retries)
 	return nil
 }
 

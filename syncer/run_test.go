@@ -281,8 +281,12 @@ func TestRunRetriesTransientFailures(t *testing.T) {
 	if rec.State != store.StateFailed || rec.ErrorClass != classTransient {
 		t.Fatalf("record %+v", rec)
 	}
+	if st := r.s.Status(); !st.Running || len(st.Retries) != 1 || st.Retries[0].Path != "a.png" || st.Retries[0].Attempt < 1 {
+		t.Fatalf("status %+v", st)
+	}
 	e.em.Reset() // the outage ends; no file event follows
 	eventually(t, "a.png uploaded by a retry", func() bool { return e.hasContent("a.png", pngBytes(1)) })
+	eventually(t, "the retry queue to empty", func() bool { return len(r.s.Status().Retries) == 0 })
 }
 
 func TestRunFolderUnavailableThenBack(t *testing.T) {
@@ -301,9 +305,13 @@ func TestRunFolderUnavailableThenBack(t *testing.T) {
 	if e.absent("x0.png") {
 		t.Fatal("deleted while the marker was missing")
 	}
+	if st := r.s.Status(); !st.Unavailable || !errors.Is(st.LastErr, ErrFolderUnavailable) {
+		t.Fatalf("status %+v", st)
+	}
 	e.write(markerName, marker)
 	// No hint: the loop retries the folder on its own.
 	eventually(t, "x0.png deleted once the folder is back", func() bool { return e.absent("x0.png") })
+	eventually(t, "the status to clear", func() bool { return !r.s.Status().Unavailable })
 }
 
 func TestRunShutdownRecordsInFlight(t *testing.T) {

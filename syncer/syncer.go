@@ -71,6 +71,9 @@ type Syncer struct {
 	// runs before each read (tests change files there).
 	reads      atomic.Int64
 	beforeRead func(rel string)
+
+	statusMu sync.Mutex // guards status, which Status reads from other goroutines
+	status   Status
 }
 
 // New returns a Syncer for cfg over the folder's index and remote. It does no I/O: the

@@ -20,8 +20,12 @@ const requeueDelay = time.Second
 // One goroutine (the caller's) owns the loop's state; passes run one at a time. A closed
 // hints channel leaves the periodic passes running. Run returns ctx.Err() once ctx is done
 // and the calls in flight have finished and been recorded, or earlier with an error that
-// needs the operator: ErrIdentityChanged, an authentication error, or an index failure. An
-// unavailable folder or a tripped delete guard is logged and retried, not returned.
+// needs the operator: ErrIdentityChanged, an authentication error, an index failure, or
+// ErrFolderUnavailable when the root is missing on first use. Later, an unavailable folder
+// or a tripped delete guard is logged and retried, not returned.
+//
+// To ask for a full pass now (after `approve-deletes`, say), send Batch{Rescan: true} on
+// hints; batches that queue up during a pass are merged into the next one.
 func (s *Syncer) Run(ctx context.Context, hints <-chan watcher.Batch) error {
 	if err := s.prepare(true); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cfimgsync/cfimgsync/batchapi"
 	"github.com/cfimgsync/cfimgsync/batchapi/emulator"
@@ -483,5 +484,29 @@ func TestSyncFileChangedDuringRead(t *testing.T) {
 	e.wantImage("a.png", "a.png", pngBytes(2))
 	if n.Load() != 2 {
 		t.Errorf("%d reads; want 2 (the changing file looked at again)", n.Load())
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	e := newEnv(t)
+	for name, mod := range map[string]func(*Config){
+		"no root":         func(c *Config) { c.Root = "" },
+		"delete mode":     func(c *Config) { c.DeleteMode = "sometimes" },
+		"scheme":          func(c *Config) { c.IDScheme = "auto" },
+		"prefix":          func(c *Config) { c.Prefix = "/abs" },
+		"static too big":  func(c *Config) { c.StaticMetadata = map[string]any{"x": strings.Repeat("x", 950)} },
+		"negative delete": func(c *Config) { c.MaxDelete = -1 },
+	} {
+		if _, err := New(e.config(mod), e.st.Folder("default"), e.client); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	s, err := New(Config{Root: e.root}, e.st.Folder("default"), e.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.cfg; c.FolderName != "default" || !strings.HasPrefix(c.OwnerTag, "cfimgsync:") || !strings.HasSuffix(c.OwnerTag, ":default") ||
+		c.Concurrency != 16 || c.DeleteMode != DeleteMirror || c.RescanInterval != time.Hour || c.RetryBackoff != 30*time.Second {
+		t.Errorf("defaults %+v", c)
 	}
 }

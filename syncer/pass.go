@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cfimgsync/cfimgsync/batchapi"
@@ -38,7 +39,11 @@ func (s *Syncer) SyncOnce(ctx context.Context) (Summary, error) {
 	res, err := s.pass(ctx, fullScope())
 	sum := res.Summary
 	for i := 0; i < maxFollowUps && err == nil && len(res.requeue) > 0; i++ {
-		res, err = s.pass(ctx, hintScope(res.requeue))
+		sc := hintScope(res.requeue)
+		res, err = s.pass(ctx, sc)
+		// The follow-up's verdict on its paths replaces the earlier one.
+		sum.Failures = slices.DeleteFunc(sum.Failures, func(fe FileError) bool { return sc.contains(fe.Path) })
+		sum.Failed = len(sum.Failures)
 		sum.add(res.Summary)
 	}
 	s.recordPass(true, sum, err, errors.Is(err, ErrFolderUnavailable))

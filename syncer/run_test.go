@@ -380,6 +380,9 @@ func TestSyncFileChangedDuringUpload(t *testing.T) {
 	if r, _ := e.record("a.png"); r.State != store.StateSynced || r.SHA256 != sha(final) {
 		t.Fatalf("record %+v", r)
 	}
+	if sum.Failed != 0 || sum.Uploaded+sum.Replaced == 0 {
+		t.Errorf("summary %+v: the follow-up's success must replace the first attempt's failure", sum)
+	}
 }
 
 func TestSyncRecoversIntents(t *testing.T) {

@@ -255,7 +255,7 @@ func (d *daemon) runFolders(ctx context.Context, cfg *config, client *batchapi.C
 			return usageError{err.Error()}
 		}
 		fs := d.board.folder(f.name)
-		sc.Logger = d.logger.With("folder", f.name)
+		sc.Logger = d.logger // the syncer adds the folder's name itself
 		var print func(syncer.Event)
 		if d.stdout != nil {
 			print = progressPrinter(d.stdout)
@@ -276,7 +276,7 @@ func (d *daemon) runFolders(ctx context.Context, cfg *config, client *batchapi.C
 		if err != nil {
 			return usageError{fmt.Sprintf("folder %s: %v", f.name, err)}
 		}
-		w, err := watcher.New(f.path, watcher.Options{Settle: f.settle, Ignore: sc.Ignore, Logger: sc.Logger})
+		w, err := watcher.New(f.path, watcher.Options{Settle: f.settle, Ignore: sc.Ignore, Logger: d.logger.With("folder", f.name)})
 		if err != nil {
 			return fmt.Errorf("folder %s: %w", f.name, err)
 		}

@@ -77,7 +77,7 @@ func (e expo) sample(name string, v float64, labels ...string) {
 		b.WriteByte('}')
 	}
 	b.WriteByte(' ')
-	b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+	b.WriteString(strconv.FormatFloat(v, 'f', -1, 64))
 	b.WriteByte('\n')
 	io.WriteString(e.w, b.String())
 }

@@ -182,7 +182,7 @@ func (f *folderBoard) event(ev syncer.Event) {
 	case syncer.EventFail:
 		f.ops[ev.Kind]++
 		f.finished++
-		f.lastErr, f.lastErrAt = fmt.Sprintf("%s: %v", ev.Path, ev.Err), now
+		f.lastErr, f.lastErrAt = describeFailure(ev), now
 	case syncer.EventDone:
 		f.passes++
 		f.read, f.finished = 0, 0
@@ -201,6 +201,21 @@ func (f *folderBoard) event(ev syncer.Event) {
 			f.lastErr, f.lastErrAt = ev.Err.Error(), now
 		}
 	}
+}
+
+// describeFailure says which file failed and why, once: a FileError already names its path.
+func describeFailure(ev syncer.Event) string {
+	var fe syncer.FileError
+	if errors.As(ev.Err, &fe) && fe.Reason != "" {
+		return fe.Path + ": " + fe.Reason
+	}
+	if ev.Err == nil {
+		return ev.Path
+	}
+	if ev.Path == "" || strings.HasPrefix(ev.Err.Error(), ev.Path) {
+		return ev.Err.Error()
+	}
+	return ev.Path + ": " + ev.Err.Error()
 }
 
 func (f *folderBoard) setStopped(err error) {

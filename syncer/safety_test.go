@@ -414,3 +414,21 @@ func TestSyncFolderVanishingMidPassDeletesNothing(t *testing.T) {
 		t.Fatal("deleted after the folder became unavailable")
 	}
 }
+
+func TestHintUnderAFileThatWasADirectory(t *testing.T) {
+	e := newEnv(t)
+	for i := range 8 {
+		e.write(filepathN("keep", i), pngBytes(i))
+	}
+	e.write("x/a.png", pngBytes(20))
+	e.syncOnce()
+	e.remove("x")
+	e.write("x", pngBytes(21)) // a file now, with no extension
+	res, err := e.syncer().pass(context.Background(), hintScope([]string{"x/a.png"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deleted != 1 || !e.absent("x/a.png") {
+		t.Fatalf("summary %+v", res.Summary)
+	}
+}

@@ -196,9 +196,9 @@ func (s *scanner) walk(ctx context.Context, rel string, res *scanResult) error {
 		}
 		fi, err := os.Lstat(s.abs(rel))
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			// Gone: nothing to list, and records under it are deletes. ENOTDIR also lands
-			// here, when an ancestor is now a file.
+		case errors.Is(err, fs.ErrNotExist) || isNotDir(err):
+			// Gone (or an ancestor is now a file): nothing to list, and records under it
+			// are deletes.
 			return nil
 		case err != nil:
 			s.unseen(res, rel, err)
@@ -266,8 +266,8 @@ func (s *scanner) walk(ctx context.Context, rel string, res *scanResult) error {
 	})
 }
 
-// linkedAncestor returns the first directory above rel that is not a real directory (a
-// symlink), or "" if there is none. A missing ancestor is not reported: rel is gone.
+// linkedAncestor returns the first directory above rel that is a symlink, or "" if there is
+// none. A missing ancestor, or one that is now a file, is not reported: rel is gone.
 func (s *scanner) linkedAncestor(rel string) (string, error) {
 	for i := 0; ; {
 		j := strings.IndexByte(rel[i:], '/')
@@ -281,8 +281,10 @@ func (s *scanner) linkedAncestor(rel string) (string, error) {
 			return "", nil
 		case err != nil:
 			return dir, err
-		case !fi.IsDir():
+		case fi.Mode()&fs.ModeSymlink != 0:
 			return dir, nil
+		case !fi.IsDir():
+			return "", nil
 		}
 		i += j + 1
 	}

@@ -25,3 +25,5 @@ const openFlags = syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 func writable(dir string) bool { return syscall.Access(dir, 2 /* W_OK */) == nil }
 
 func isReadOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }
+
+func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }

@@ -13,3 +13,5 @@ const openFlags = 0
 func writable(string) bool { return true }
 
 func isReadOnlyFS(error) bool { return false }
+
+func isNotDir(error) bool { return false }

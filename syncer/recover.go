@@ -26,12 +26,10 @@ func (s *Syncer) recoverIntents(ctx context.Context) error {
 		err := s.recoverOne(ctx, in)
 		switch {
 		case err == nil:
-		case batchapi.IsAuth(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			return err
 		case batchapi.IsTransient(err):
 			s.log.Warn("intent left for later", "op", string(in.Op), "path", in.Path, "id", in.ImageID, "err", err)
 		default:
-			return err
+			return fmt.Errorf("recover interrupted %s of %s: %w", in.Op, in.Path, err)
 		}
 	}
 	return nil

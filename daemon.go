@@ -40,6 +40,9 @@ type daemon struct {
 	newClient func(batchapi.Config) (*batchapi.Client, error)
 
 	board *board
+	// token is the one the current client was built with, to tell on reload whether the
+	// token file or credential changed.
+	token batchapi.Secret
 }
 
 // run is the daemon's life: open the index, serve the admin surfaces, run the folders,
@@ -81,12 +84,13 @@ func (d *daemon) run(ctx context.Context) error {
 	// The admin surfaces live as long as the daemon, across reloads.
 	admin, adminCtx := errgroup.WithContext(ctx)
 	adminCtx, stopAdmin := context.WithCancel(adminCtx)
-	ss, err := listenStatus(socketPath(cfg.state), d.board, st, d.logger)
-	if err != nil {
-		stopAdmin()
-		return err
+	// Without the socket, status reports that the daemon holds the index but does not
+	// answer: worth a warning, not worth refusing to sync.
+	if ss, err := listenStatus(socketPath(cfg.state), d.board, st, d.logger); err != nil {
+		d.logger.Warn("no status socket; `cfimgsync status` will not reach this daemon", "err", err)
+	} else {
+		admin.Go(func() error { return ss.serve(adminCtx) })
 	}
-	admin.Go(func() error { return ss.serve(adminCtx) })
 	if cfg.metricsListen != "" {
 		ms, err := listenMetrics(cfg.metricsListen, d.board, st, func() batchapi.Stats { return d.board.client().Stats() })
 		if err != nil {
@@ -160,8 +164,7 @@ func (d *daemon) reloadConfig(cur *config, client *batchapi.Client) (*config, *b
 	if err != nil {
 		return nil, nil, err
 	}
-	oldTok, _, _ := loadToken(cur, d.getenv)
-	if next.sameClient(cur) && tok == oldTok {
+	if next.sameClient(cur) && tok == d.token {
 		return next, client, nil
 	}
 	c, err := d.client(next)
@@ -178,6 +181,7 @@ func (d *daemon) client(cfg *config) (*batchapi.Client, error) {
 		return nil, err
 	}
 	d.logger.Info("API token loaded", "from", string(src))
+	d.token = tok
 	cc := cfg.clientConfig(tok)
 	cc.Logger = d.logger
 	cc.OnRetry = d.board.onRetry

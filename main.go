@@ -67,7 +67,7 @@ Usage:
                                              what the daemon is doing, or what the index says
   cfimgsync manifest [--format json|csv] [--out FILE] [--folder NAME] [--config FILE | --state FILE]
   cfimgsync config check [--config FILE]     validate the config, and the token if the API answers
-  cfimgsync ls [--json] [--folder NAME] [--state FILE]
+  cfimgsync ls [--json] [--folder NAME] [--config FILE | --state FILE]
                                              what the index knows: path, image ID, state, URL
   cfimgsync emulator [--listen ADDR] ...     serve a local emulator of the Images API
   cfimgsync version
@@ -493,13 +493,18 @@ func printPlan(w io.Writer, p syncer.Plan) error {
 
 func (c cli) ls(args []string) error {
 	fs := newFlagSet("ls", c.stderr)
-	state := fs.String("state", defaultStatePath(), "index file")
+	configPath := fs.String("config", "", "config file (its state setting names the index)")
+	state := fs.String("state", "", "index file (default: as for status)")
 	folder := fs.String("folder", "", "only this folder (default: all)")
 	asJSON := fs.Bool("json", false, "print JSON lines")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := openIndexReadOnly(*state, errors.New("ls reads the index directly"))
+	path, err := statePathFor(*configPath, *state)
+	if err != nil {
+		return err
+	}
+	st, err := openIndexReadOnly(path, errors.New("ls reads the index directly; stop the daemon or use status and manifest"))
 	if err != nil {
 		return err
 	}

@@ -526,7 +526,7 @@ func openIndexReadOnly(state string, askErr error) (*store.Store, error) {
 func (c cli) status(ctx context.Context, args []string) error {
 	fs := newFlagSet("status", c.stderr)
 	configPath := fs.String("config", "", "config file (its state setting names the index)")
-	state := fs.String("state", "", "index file (default: from --config, else $CFIMGSYNC_STATE or the XDG state dir)")
+	state := fs.String("state", "", "index file (default: from --config, else $CFIMGSYNC_STATE, else from "+defaultConfigPath+" if readable, else the XDG state dir)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -548,10 +548,18 @@ func (c cli) status(ctx context.Context, args []string) error {
 	return nil
 }
 
-// statePathFor picks the index: --state, else the config's, else the default.
+// statePathFor picks the index: --state, else the config's, else $CFIMGSYNC_STATE, else
+// the service's config if this user may read it (so `sudo cfimgsync status` finds the
+// service's index), else the user's default.
 func statePathFor(configPath, state string) (string, error) {
 	if state != "" {
 		return state, nil
+	}
+	if configPath == "" && os.Getenv("CFIMGSYNC_STATE") == "" {
+		if f, err := os.Open(defaultConfigPath); err == nil {
+			f.Close()
+			configPath = defaultConfigPath
+		}
 	}
 	if configPath != "" {
 		cfg, err := loadConfig(configPath, os.Getenv)

@@ -305,6 +305,11 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 		rec.ImageID, rec.SHA256 = "", ""
 		setStat(&rec, op.stat)
 		return s.settleFail(intent, op.Path, failedRecord(rec, classForeign, err), err, false)
+	case errors.As(err, new(*idTakenError)):
+		rec := cur
+		rec.ImageID, rec.SHA256 = "", ""
+		setStat(&rec, op.stat)
+		return s.settleFail(intent, op.Path, failedRecord(rec, classID, err), err, false)
 	default:
 		transient := retryable(err)
 		class := classPermanent
@@ -362,6 +367,13 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 	return o
 }
 
+// idTakenError refuses a file whose image ID is already used by another file of ours.
+type idTakenError struct{ id, path string }
+
+func (e *idTakenError) Error() string {
+	return fmt.Sprintf("image ID %q is already used by %q (the names differ only in Unicode normalization)", e.id, e.path)
+}
+
 // changedSince reports whether the open file f, or the file now at abs, differs from st.
 func changedSince(f *os.File, abs string, st fileStat) bool {
 	fi, err := f.Stat()
@@ -387,6 +399,10 @@ func (s *Syncer) settleConflict(ctx context.Context, op Op, req batchapi.UploadR
 		return batchapi.Image{}, errForeign
 	case metaString(got.Meta, metaSHA256) == op.SHA256:
 		return got, nil
+	case metaString(got.Meta, metaPath) != "" && metaString(got.Meta, metaPath) != op.Path:
+		// Another file of ours maps to the same ID (names that differ only in Unicode
+		// normalization): replacing its image would make the two take turns forever.
+		return batchapi.Image{}, &idTakenError{id: op.ImageID, path: metaString(got.Meta, metaPath)}
 	}
 	intent, err := s.idx.AddIntent(store.Intent{Op: store.OpDelete, Path: op.Path, ImageID: op.ImageID, SHA256: metaString(got.Meta, metaSHA256)})
 	if err != nil {
@@ -451,6 +467,15 @@ func (s *Syncer) deleteImage(ctx context.Context, p, id, reason string, after *s
 			return outcome{fatal: err}, false
 		}
 		return outcome{fail: &FileError{Path: p, Reason: errForeign.Error(), Err: errForeign}}, false
+	}
+	if other := metaString(got.Meta, metaPath); after == nil && deletePath == p && other != "" && other != p {
+		// The image now serves another file of ours with the same ID; only the record of
+		// the vanished one goes.
+		s.log.Info("image kept: it serves another file with the same ID", "path", p, "id", id, "other", other)
+		if err := s.idx.Settle(0, nil, p); err != nil {
+			return outcome{fatal: err}, false
+		}
+		return outcome{}, false
 	}
 	intent, err := s.idx.AddIntent(store.Intent{Op: store.OpDelete, Path: p, ImageID: id, SHA256: metaString(got.Meta, metaSHA256)})
 	if err != nil {

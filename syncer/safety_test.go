@@ -432,3 +432,26 @@ func TestHintUnderAFileThatWasADirectory(t *testing.T) {
 		t.Fatalf("summary %+v", res.Summary)
 	}
 }
+
+func TestSyncNamesEqualAfterNormalization(t *testing.T) {
+	e := newEnv(t)
+	nfc, nfd := "caf\u00e9.png", "cafe\u0301.png"
+	e.write(nfc, pngBytes(1))
+	e.syncOnce()
+	e.write(nfd, pngBytes(2)) // a second file for the same ID
+	sum := e.syncOnce()
+	if sum.Failed != 1 || sum.Failures[0].Path != nfd || !strings.Contains(sum.Failures[0].Reason, "already used") {
+		t.Fatalf("summary %+v", sum)
+	}
+	e.wantImage(nfc, nfc, pngBytes(1))
+	writes := e.em.WriteCalls()
+	if sum := e.syncOnce(); sum.Failed != 1 || e.em.WriteCalls() != writes {
+		t.Fatalf("the pair takes turns: %+v, %d writes", sum, e.em.WriteCalls()-writes)
+	}
+	// Removing the refused twin leaves the image alone.
+	e.remove(nfd)
+	if sum := e.syncOnce(); sum.Deleted != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	e.wantImage(nfc, nfc, pngBytes(1))
+}

@@ -1,9 +1,6 @@
-// Command cfimgsync keeps a folder mirrored to Cloudflare Images through the Images batch API.
-//
-// main.go is the composition root: it parses the command line, builds the parts (store,
-// batchapi client, watcher, syncer, emulator) and maps error kinds to exit codes. The work
-// itself lives in the packages; see docs/architecture.md.
 package main
+
+// main.go: the command switch and exit codes, and the sync, ls, emulator and demo commands.
 
 import (
 	"context"

@@ -323,6 +323,14 @@ func (d *daemon) keepManifest(ctx context.Context, path string, st *store.Store,
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			// A pass that ended during the pause is not left out of the manifest.
+			select {
+			case <-kick:
+				if err := writeManifestFile(path, "", st, manifestFormatFor(path)); err != nil {
+					d.logger.Warn("manifest_file not updated", "path", path, "err", err)
+				}
+			default:
+			}
 			return ctx.Err()
 		case <-t.C:
 		}

@@ -221,3 +221,19 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// settled polls diff until it returns "" or the deadline passes, then fails with the last
+// difference.
+func settled(t *testing.T, what string, diff func() string) {
+	t.Helper()
+	var last string
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for last = diff(); last != ""; last = diff() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not settle: %s", what, last)
+		}
+		<-tick.C
+	}
+}

@@ -16,75 +16,112 @@ func TestSyncMatchesFolderAfterRandomChanges(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			e := newEnv(t)
-			rng := rand.New(rand.NewPCG(seed, 42))
-			dirs := []string{"", "a/", "a/b/", "c/"}
-			next := 1000
-			files := func() []string {
-				var out []string
-				filepath.WalkDir(e.root, func(p string, d os.DirEntry, err error) error {
-					if err == nil && !d.IsDir() && d.Name() != markerName {
-						rel, _ := filepath.Rel(e.root, p)
-						out = append(out, filepath.ToSlash(rel))
-					}
-					return nil
-				})
-				return out
-			}
+			m := &model{t: t, e: e, rng: rand.New(rand.NewPCG(seed, 42)), next: 1000}
 			for round := range 6 {
 				for range 8 {
-					fs := files()
-					switch op := rng.IntN(6); {
-					case op == 0 || len(fs) == 0: // create
-						next++
-						e.write(fmt.Sprintf("%sf%d.png", dirs[rng.IntN(len(dirs))], next), pngBytes(next))
-					case op == 1: // rewrite
-						next++
-						e.write(fs[rng.IntN(len(fs))], pngBytes(next))
-					case op == 2: // delete
-						e.remove(fs[rng.IntN(len(fs))])
-					case op == 3: // rename a file
-						from := fs[rng.IntN(len(fs))]
-						next++
-						to := fmt.Sprintf("%sr%d.png", dirs[rng.IntN(len(dirs))], next)
-						os.MkdirAll(filepath.Dir(e.abs(to)), 0o755)
-						if err := os.Rename(e.abs(from), e.abs(to)); err != nil {
-							t.Fatal(err)
-						}
-					case op == 5: // copy a file: two paths, one content
-						from := fs[rng.IntN(len(fs))]
-						next++
-						e.write(fmt.Sprintf("%sc%d.png", dirs[rng.IntN(len(dirs))], next), mustRead(t, e.abs(from)))
-					case op == 4: // rename a directory
-						if _, err := os.Stat(e.abs("a")); err == nil {
-							next++
-							if err := os.Rename(e.abs("a"), e.abs(fmt.Sprintf("d%d", next))); err != nil {
-								t.Fatal(err)
-							}
-						}
-					}
+					m.step()
 				}
 				if _, err := e.syncer(func(c *Config) { c.MaxDelete = 1000 }).SyncOnce(t.Context()); err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
-				want := files()
-				var got []string
-				for _, img := range e.em.Images() {
-					got = append(got, img.ID)
-				}
-				slices.Sort(want)
-				slices.Sort(got)
-				if !slices.Equal(got, want) {
-					t.Fatalf("round %d: images\n  %v\nfolder\n  %v", round, got, want)
-				}
-				for _, rel := range want {
-					if !e.hasContent(rel, mustRead(t, e.abs(rel))) {
-						t.Fatalf("round %d: %s holds other content", round, rel)
-					}
-				}
-				if n, _ := e.st.Folder("default").Len(); n != len(want) {
-					t.Fatalf("round %d: %d records for %d files", round, n, len(want))
+				if diff := m.mismatch(); diff != "" {
+					t.Fatalf("round %d: %s", round, diff)
 				}
 			}
 		})
+	}
+}
+
+// model makes random changes to an env's folder and compares the remote side with it.
+type model struct {
+	t    *testing.T
+	e    *env
+	rng  *rand.Rand
+	next int
+}
+
+var modelDirs = [...]string{"", "a/", "a/b/", "c/"}
+
+// files lists the folder's files (the marker excluded).
+func (m *model) files() []string {
+	var out []string
+	filepath.WalkDir(m.e.root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() != markerName {
+			rel, _ := filepath.Rel(m.e.root, p)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}
+
+func (m *model) dir() string { return modelDirs[m.rng.IntN(len(modelDirs))] }
+
+// step makes one random change: create, rewrite, delete, rename a file or a directory, or
+// copy a file.
+func (m *model) step() {
+	e, t := m.e, m.t
+	fs := m.files()
+	m.next++
+	switch op := m.rng.IntN(6); {
+	case op == 0 || len(fs) == 0:
+		e.write(fmt.Sprintf("%sf%d.png", m.dir(), m.next), pngBytes(m.next))
+	case op == 1:
+		e.write(fs[m.rng.IntN(len(fs))], pngBytes(m.next))
+	case op == 2:
+		e.remove(fs[m.rng.IntN(len(fs))])
+	case op == 3:
+		to := fmt.Sprintf("%sr%d.png", m.dir(), m.next)
+		os.MkdirAll(filepath.Dir(e.abs(to)), 0o755)
+		if err := os.Rename(e.abs(fs[m.rng.IntN(len(fs))]), e.abs(to)); err != nil {
+			t.Fatal(err)
+		}
+	case op == 4:
+		if _, err := os.Stat(e.abs("a")); err == nil {
+			if err := os.Rename(e.abs("a"), e.abs(fmt.Sprintf("d%d", m.next))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	case op == 5:
+		e.write(fmt.Sprintf("%sc%d.png", m.dir(), m.next), mustRead(t, e.abs(fs[m.rng.IntN(len(fs))])))
+	}
+}
+
+// mismatch says how the remote side and the index differ from the folder ("" if not).
+func (m *model) mismatch() string {
+	want := m.files()
+	var got []string
+	for _, img := range m.e.em.Images() {
+		got = append(got, img.ID)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		return fmt.Sprintf("images\n  %v\nfolder\n  %v", got, want)
+	}
+	for _, rel := range want {
+		b, err := os.ReadFile(m.e.abs(rel))
+		if err != nil || !m.e.hasContent(rel, b) {
+			return rel + " holds other content"
+		}
+	}
+	if n, _ := m.e.st.Folder("default").Len(); n != len(want) {
+		return fmt.Sprintf("%d records for %d files", n, len(want))
+	}
+	return ""
+}
+
+// TestRunMatchesFolderAfterRandomChanges makes the random changes while the daemon runs
+// with a real watcher, and waits for the remote side to match the folder after each burst.
+func TestRunMatchesFolderAfterRandomChanges(t *testing.T) {
+	e := newEnv(t)
+	hints := startWatcher(t, e)
+	startRun(t, e, hints, func(c *Config) { c.MaxDelete = 1000 })
+	m := &model{t: t, e: e, rng: rand.New(rand.NewPCG(7, 42)), next: 1000}
+	for round := range 4 {
+		for range 10 {
+			m.step()
+		}
+		settled(t, fmt.Sprintf("round %d", round), m.mismatch)
 	}
 }

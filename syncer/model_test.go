@@ -1,12 +1,16 @@
 package syncer
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
+
+	"github.com/cfimgsync/cfimgsync/batchapi"
 )
 
 // TestSyncMatchesFolderAfterRandomChanges applies random creates, rewrites, copies, deletes
@@ -123,5 +127,65 @@ func TestRunMatchesFolderAfterRandomChanges(t *testing.T) {
 			m.step()
 		}
 		settled(t, fmt.Sprintf("round %d", round), m.mismatch)
+	}
+}
+
+// crashRemote makes some calls that reached the API look interrupted, as a crash right
+// after the call would: the change is made, the answer is lost, the intent stays.
+type crashRemote struct {
+	Remote
+	mu  sync.Mutex
+	rng *rand.Rand
+	p   float64
+}
+
+func (c *crashRemote) crash() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rng.Float64() < c.p
+}
+
+func (c *crashRemote) Upload(ctx context.Context, req batchapi.UploadRequest) (batchapi.Image, error) {
+	img, err := c.Remote.Upload(ctx, req)
+	if err == nil && c.crash() {
+		return batchapi.Image{}, context.Canceled
+	}
+	return img, err
+}
+
+func (c *crashRemote) Delete(ctx context.Context, id string) error {
+	err := c.Remote.Delete(ctx, id)
+	if err == nil && c.crash() {
+		return context.Canceled
+	}
+	return err
+}
+
+// TestSyncConvergesThroughCrashesAndFaults interleaves random changes with passes that
+// meet server errors and "crashes" after calls; a final clean pass must leave the remote
+// side exactly the folder, with no journal left.
+func TestSyncConvergesThroughCrashesAndFaults(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			e := newEnv(t)
+			m := &model{t: t, e: e, rng: rand.New(rand.NewPCG(seed, 99)), next: 1000}
+			flaky := &crashRemote{Remote: e.client, rng: rand.New(rand.NewPCG(seed, 7)), p: 0.3}
+			e.em.SetFailRate("", 0.2)
+			for range 5 {
+				for range 6 {
+					m.step()
+				}
+				// Errors are expected here; the state must stay recoverable.
+				e.syncerWith(flaky, func(c *Config) { c.MaxDelete = 1000 }).SyncOnce(t.Context())
+			}
+			e.em.SetFailRate("", 0)
+			e.syncOnce(func(c *Config) { c.MaxDelete = 1000 })
+			if diff := m.mismatch(); diff != "" {
+				t.Fatal(diff)
+			}
+			if ins, _ := e.st.Folder("default").Intents(); len(ins) != 0 {
+				t.Fatalf("intents left: %+v", ins)
+			}
+		})
 	}
 }

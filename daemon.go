@@ -36,6 +36,9 @@ type daemon struct {
 	// apiRetry and apiRetryMax shape the wait between attempts to reach the API at start
 	// (defaults 1s doubling to 30s).
 	apiRetry, apiRetryMax time.Duration
+	// folderRetry is the first wait before looking again for a folder that is not there
+	// (default 1s, doubling to a minute).
+	folderRetry time.Duration
 	// newClient builds the API client; tests leave it nil for batchapi.New.
 	newClient func(batchapi.Config) (*batchapi.Client, error)
 
@@ -258,14 +261,14 @@ func (d *daemon) runFolders(ctx context.Context, cfg *config, client *batchapi.C
 		if err != nil {
 			return usageError{err.Error()}
 		}
-		fs := d.board.folder(f.name)
+		fb := d.board.folder(f.name)
 		sc.Logger = d.logger // the syncer adds the folder's name itself
 		var print func(syncer.Event)
 		if d.stdout != nil {
 			print = progressPrinter(d.stdout)
 		}
 		sc.Progress = func(ev syncer.Event) {
-			fs.event(ev)
+			fb.event(ev)
 			if print != nil {
 				print(ev)
 			}
@@ -280,17 +283,14 @@ func (d *daemon) runFolders(ctx context.Context, cfg *config, client *batchapi.C
 		if err != nil {
 			return usageError{fmt.Sprintf("folder %s: %v", f.name, err)}
 		}
-		w, err := watcher.New(f.path, watcher.Options{Settle: f.settle, Ignore: sc.Ignore, Logger: d.logger.With("folder", f.name)})
-		if err != nil {
-			return fmt.Errorf("folder %s: %w", f.name, err)
-		}
+		wopts := watcher.Options{Settle: f.settle, Ignore: sc.Ignore, Logger: d.logger.With("folder", f.name)}
 		raw, hints := make(chan watcher.Batch, 16), make(chan watcher.Batch, 16)
-		g.Go(func() error { return w.Run(gctx, raw) })
-		g.Go(func() error { return fs.countHints(gctx, raw, hints) })
+		g.Go(func() error { return d.watch(gctx, f, wopts, raw) })
+		g.Go(func() error { return fb.countHints(gctx, raw, hints) })
 		g.Go(func() error {
-			err := s.Run(gctx, hints)
+			err := d.syncFolder(gctx, f, s, fb, hints)
 			if err != nil && gctx.Err() == nil {
-				fs.setStopped(err)
+				fb.setStopped(err)
 				return fmt.Errorf("folder %s: %w", f.name, err)
 			}
 			return err
@@ -300,6 +300,66 @@ func (d *daemon) runFolders(ctx context.Context, cfg *config, client *batchapi.C
 		}
 	}
 	return g.Wait()
+}
+
+// syncFolder runs the folder's syncer. A folder that is not there (a disk not mounted yet
+// at boot) is not fatal: the other folders go on, and this one starts when it appears.
+// The syncer itself retries a folder that goes missing later; this covers a folder never
+// seen before, which it cannot start without.
+func (d *daemon) syncFolder(ctx context.Context, f folderConfig, s *syncer.Syncer, fb *folderBoard, hints <-chan watcher.Batch) error {
+	for {
+		err := s.Run(ctx, hints)
+		if !errors.Is(err, syncer.ErrFolderUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		fb.setUnavailable(err)
+		d.logger.Error("folder unavailable; it is synced once it appears", "folder", f.name, "err", err)
+		if err := d.waitForDir(ctx, f.path); err != nil {
+			return err
+		}
+		d.logger.Info("folder available", "folder", f.name, "path", f.path)
+	}
+}
+
+// watch runs the folder's watcher, first waiting for the folder to exist if it does not.
+// Once a late folder is watched, a Rescan makes the syncer look at all of it.
+func (d *daemon) watch(ctx context.Context, f folderConfig, opts watcher.Options, out chan<- watcher.Batch) error {
+	w, err := watcher.New(f.path, opts)
+	if err != nil {
+		if err := d.waitForDir(ctx, f.path); err != nil {
+			return err
+		}
+		if w, err = watcher.New(f.path, opts); err != nil {
+			return fmt.Errorf("watch %s: %w", f.path, err)
+		}
+		select {
+		case out <- watcher.Batch{Rescan: true}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return w.Run(ctx, out)
+}
+
+// waitForDir polls until dir is a directory, waiting longer each time up to a minute.
+func (d *daemon) waitForDir(ctx context.Context, dir string) error {
+	delay := d.folderRetry
+	if delay <= 0 {
+		delay = time.Second
+	}
+	for {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			return nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, time.Minute)
+	}
 }
 
 // manifestPause is the least time between two rewrites of manifest_file: a manifest of

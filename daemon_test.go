@@ -91,6 +91,7 @@ func startDaemon(t *testing.T, cfgPath string) *runningDaemon {
 		logger:      testLogger(t),
 		apiRetry:    20 * time.Millisecond,
 		apiRetryMax: 200 * time.Millisecond,
+		folderRetry: 20 * time.Millisecond,
 	}
 	go func() { rd.done <- rd.d.run(ctx) }()
 	t.Cleanup(func() { rd.stop(t) })
@@ -596,4 +597,43 @@ func TestSIGHUPReloadsTheConfig(t *testing.T) {
 		t.Errorf("%d upload calls, want 5: the reload uploaded folder a again", got)
 	}
 	p.signalAndWait(t, syscall.SIGTERM)
+}
+
+// TestDaemonWaitsForAMissingFolder starts with one folder present and one not yet there (a
+// disk mounted late): the first syncs at once, the second once it appears.
+func TestDaemonWaitsForAMissingFolder(t *testing.T) {
+	srv := emulator.NewServer(emulator.Options{AccountID: emulatorAccountID, APIToken: emulatorAPIToken})
+	t.Cleanup(srv.Close)
+	present := t.TempDir()
+	writePNGs(t, present, "p", 2)
+	late := filepath.Join(t.TempDir(), "late")
+	state := filepath.Join(t.TempDir(), "state.db")
+	cfgPath := filepath.Join(t.TempDir(), "config.toml")
+	writeTestConfig(t, cfgPath, srv.URL, state, "", folderSpec{present, "present", "p/"}, folderSpec{late, "late", "l/"})
+	rd := startDaemon(t, cfgPath)
+
+	var r statusReport
+	poll(t, 30*time.Second, func() bool {
+		var ok bool
+		r, ok = daemonStatus(state)
+		fl, _ := folderOf(r, "late")
+		return ok && fl.State == folderUnavailable && len(srv.Emulator.Images()) == 2
+	}, func() string { return fmt.Sprintf("%+v, %d images", r, len(srv.Emulator.Images())) })
+	if fl, _ := folderOf(r, "late"); !strings.Contains(fl.LastError, "folder unavailable") {
+		t.Errorf("late folder's error: %q", fl.LastError)
+	}
+
+	tmp := filepath.Join(filepath.Dir(late), "staging")
+	writePNGs(t, tmp, "q", 3)
+	if err := os.Rename(tmp, late); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 60*time.Second, func() bool { return len(srv.Emulator.Images()) == 5 },
+		func() string { return fmt.Sprintf("%d images", len(srv.Emulator.Images())) })
+	if _, ok := srv.Emulator.Image("l/q/img002.png"); !ok {
+		t.Errorf("late folder not mirrored: %v", srv.Emulator.Images())
+	}
+	if err := rd.stop(t); err != nil {
+		t.Fatal(err)
+	}
 }

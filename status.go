@@ -218,6 +218,13 @@ func describeFailure(ev syncer.Event) string {
 	return ev.Path + ": " + ev.Err.Error()
 }
 
+func (f *folderBoard) setUnavailable(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.state = folderUnavailable
+	f.lastErr, f.lastErrAt = err.Error(), time.Now()
+}
+
 func (f *folderBoard) setStopped(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -93,6 +93,10 @@ func (p *progressBar) clearLocked() {
 
 // lineLocked renders the bar: "[=====>    ]  12/40 files  3.1 MiB/9.8 MiB  1.2 MiB/s  ETA 6s".
 func (p *progressBar) lineLocked(now time.Time) string {
+	if p.doneFiles == 0 {
+		// The scan comes first; until an operation ends, the total is still growing.
+		return fmt.Sprintf("reading: %d changed files, %s", p.readFiles, humanBytes(p.readBytes))
+	}
 	total := max(p.readFiles, p.doneFiles)
 	totalBytes := max(p.readBytes, p.doneBytes)
 	frac := 0.0

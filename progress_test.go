@@ -22,6 +22,9 @@ func TestProgressBar(t *testing.T) {
 	for _, name := range []string{"a.png", "b.png", "c.png", "d.png"} {
 		step(syncer.Event{Kind: syncer.EventScan, Path: name, Bytes: 1 << 20})
 	}
+	if !strings.Contains(out.String(), "\rreading: 4 changed files, 4.0 MiB") {
+		t.Errorf("scan phase: %q", out.String())
+	}
 	step(syncer.Event{Kind: syncer.EventUpload, Path: "a.png", Bytes: 1 << 20})
 	step(syncer.Event{Kind: syncer.EventUpload, Path: "b.png", Bytes: 1 << 20})
 	step(syncer.Event{Kind: syncer.EventFail, Path: "c.png", Err: errors.New("too big")})

@@ -555,13 +555,18 @@ func checkEndpoint(raw string) error {
 	case "https":
 		return nil
 	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		if isLoopback(u.Hostname()) {
 			return nil
 		}
 		return fmt.Errorf("%q: plain http is allowed only to a loopback host (the emulator); use https", raw)
 	}
 	return fmt.Errorf("%q: scheme must be https", raw)
+}
+
+// isLoopback reports whether host names this machine only.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // tokenSource says where the API token came from, for `config check` and the start-up log

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -102,6 +103,9 @@ func (d *daemon) run(ctx context.Context) error {
 			return err
 		}
 		d.board.setMetricsAddr(ms.addr())
+		if host, _, _ := net.SplitHostPort(ms.addr()); !isLoopback(host) {
+			d.logger.Warn("metrics_listen is not a loopback address: /metrics and /healthz are open to the network", "addr", ms.addr())
+		}
 		admin.Go(func() error { return ms.serve(adminCtx) })
 	}
 	defer func() {

@@ -381,15 +381,11 @@ func TestStatusWhenTheIndexIsLockedAndNoSocketAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	start := time.Now()
+	// The lock is held for the whole test, so a status that waited for it would never
+	// answer; that it answers at all is the check.
 	code, _, errOut := runCLI(t, "status", "--state", state)
 	if code == exitOK || !strings.Contains(errOut, "a daemon holds the index") || !strings.Contains(errOut, "did not answer") {
 		t.Errorf("exit %d, stderr:\n%s", code, errOut)
-	}
-	// Not a timing assertion on the machine's speed: a status that waited for the lock
-	// would take the lock's full default timeout or forever.
-	if el := time.Since(start); el > 20*time.Second {
-		t.Errorf("status took %v", el)
 	}
 	code, _, errOut = runCLI(t, "status", "--state", filepath.Join(t.TempDir(), "none.db"))
 	if code == exitOK || !strings.Contains(errOut, "no index") {

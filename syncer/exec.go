@@ -92,6 +92,10 @@ func (s *Syncer) execute(ctx context.Context, p *Plan) (passResult, error) {
 		}
 	}
 	ex.pool(ups, ex.do)
+	if p.full && ex.work.Err() == nil && !hasTransient(ex.res) {
+		// The patches (if any) are done; a failed one is found again by the next Syncer.
+		s.driftChecked = true
+	}
 	if p.Guard != nil {
 		dels = nil
 		s.log.Error("deletes held back", "count", p.Deletes, "limit", p.DeleteLimit, "err", p.Guard)
@@ -117,6 +121,8 @@ func (s *Syncer) execute(ctx context.Context, p *Plan) (passResult, error) {
 	}
 	return ex.res, nil
 }
+
+func hasTransient(res passResult) bool { return len(res.transient) > 0 }
 
 // callContext returns a context for remote calls that ignores ctx's cancellation for
 // shutdownGrace, so a call in flight at shutdown can finish and be recorded.

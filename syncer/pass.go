@@ -97,7 +97,9 @@ func (s *Syncer) plan(ctx context.Context, sc scope, dry bool) (Plan, error) {
 		return Plan{}, err
 	}
 	var drift bool
-	if sc.all {
+	if sc.all && !s.driftChecked {
+		// Configuration changes arrive with a new Syncer, so one look per Syncer is
+		// enough, and later passes over an unchanged folder make no API call at all.
 		if drift, err = s.metadataDrift(ctx, index); err != nil {
 			return Plan{}, err
 		}
@@ -112,6 +114,7 @@ func (s *Syncer) plan(ctx context.Context, sc scope, dry bool) (Plan, error) {
 		metadataChanged: drift,
 	})
 	p.ScanErrors = scanned.Errors
+	p.full = sc.all
 	if p.Deletes > 0 {
 		n, err := s.idx.Len()
 		if err != nil {

@@ -86,6 +86,8 @@ type Plan struct {
 
 	// local are index-only changes: no remote call, no count in the summary.
 	local []localOp
+	// full marks a plan of the whole folder.
+	full bool
 }
 
 // localOp is a change to the index alone.

@@ -70,6 +70,16 @@ func TestSyncNestedThenNothingToDo(t *testing.T) {
 	if n := e.em.WriteCalls() - writes; n != 0 {
 		t.Errorf("second pass made %d write calls; want 0", n)
 	}
+	// The same daemon's next pass makes no API call at all (the metadata check is done).
+	e.em.ResetCalls()
+	if _, err := s.SyncOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for op, n := range e.em.Calls() {
+		if n != 0 {
+			t.Errorf("third pass: %d %s calls", n, op)
+		}
+	}
 }
 
 func countKind(evs []Event, kind string) int {

@@ -72,6 +72,10 @@ type Syncer struct {
 	reads      atomic.Int64
 	beforeRead func(rel string)
 
+	// driftChecked is set once a full pass has compared the images' metadata with the
+	// configuration and patched them as needed.
+	driftChecked bool
+
 	statusMu sync.Mutex // guards status, which Status reads from other goroutines
 	status   Status
 }

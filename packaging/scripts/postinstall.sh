@@ -11,10 +11,19 @@ if ! getent passwd cfimgsync >/dev/null 2>&1; then
 		--shell /usr/sbin/nologin --comment "cfimgsync daemon" cfimgsync
 fi
 
-# The config may name a token file kept beside it: readable by the service, not by all.
-chown root:cfimgsync /etc/cfimgsync /etc/cfimgsync/config.toml
-chmod 0750 /etc/cfimgsync
-chmod 0640 /etc/cfimgsync/config.toml
+# On a first install (dpkg: "configure" without a previous version; rpm: 1), the config
+# directory becomes readable by the service and nobody else, since a token file may sit in
+# it. An upgrade leaves whatever the administrator set since.
+first=no
+case "$1" in
+	configure) [ -z "${2:-}" ] && first=yes ;;
+	1) first=yes ;;
+esac
+if [ "$first" = yes ]; then
+	chown root:cfimgsync /etc/cfimgsync /etc/cfimgsync/config.toml
+	chmod 0750 /etc/cfimgsync
+	chmod 0640 /etc/cfimgsync/config.toml
+fi
 
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true

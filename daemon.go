@@ -287,6 +287,7 @@ func (d *daemon) runFolders(ctx context.Context, cfg *config, client *batchapi.C
 		if err != nil {
 			return usageError{fmt.Sprintf("folder %s: %v", f.name, err)}
 		}
+		fb.setSyncer(s)
 		wopts := watcher.Options{Settle: f.settle, Ignore: sc.Ignore, Logger: d.logger.With("folder", f.name)}
 		raw, hints := make(chan watcher.Batch, 16), make(chan watcher.Batch, 16)
 		g.Go(func() error { return d.watch(gctx, f, wopts, raw) })

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cfimgsync/cfimgsync/batchapi"
 	"github.com/cfimgsync/cfimgsync/batchapi/emulator"
 	"github.com/cfimgsync/cfimgsync/store"
 )
@@ -81,7 +82,7 @@ type runningDaemon struct {
 	done   chan error
 }
 
-func startDaemon(t *testing.T, cfgPath string) *runningDaemon {
+func startDaemon(t *testing.T, cfgPath string, tune ...func(*daemon)) *runningDaemon {
 	t.Helper()
 	t.Setenv("CLOUDFLARE_API_TOKEN", emulatorAPIToken)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,6 +93,9 @@ func startDaemon(t *testing.T, cfgPath string) *runningDaemon {
 		apiRetry:    20 * time.Millisecond,
 		apiRetryMax: 200 * time.Millisecond,
 		folderRetry: 20 * time.Millisecond,
+	}
+	for _, f := range tune {
+		f(rd.d)
 	}
 	go func() { rd.done <- rd.d.run(ctx) }()
 	t.Cleanup(func() { rd.stop(t) })
@@ -257,6 +261,7 @@ func TestRunningDaemonStatusMetricsManifest(t *testing.T) {
 		`cfimgsync_files{folder="site",state="failed"} 1`,
 		`cfimgsync_operations_total{folder="site",op="upload"} 4`,
 		`cfimgsync_queue_depth{folder="site"} 0`,
+		`cfimgsync_retry_queue_depth{folder="site"} 0`,
 		`cfimgsync_api_requests_total{op="upload",code="2xx"} 4`,
 		`cfimgsync_api_reachable 1`,
 		"# TYPE cfimgsync_api_retries_total counter",
@@ -628,6 +633,58 @@ func TestDaemonWaitsForAMissingFolder(t *testing.T) {
 		func() string { return fmt.Sprintf("%d images", len(srv.Emulator.Images())) })
 	if _, ok := srv.Emulator.Image("l/q/img002.png"); !ok {
 		t.Errorf("late folder not mirrored: %v", srv.Emulator.Images())
+	}
+	if err := rd.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStatusShowsRetries makes every upload fail with a server error: the files wait in
+// the syncer's retry queue, and status and metrics say so.
+func TestStatusShowsRetries(t *testing.T) {
+	srv := emulator.NewServer(emulator.Options{AccountID: emulatorAccountID, APIToken: emulatorAPIToken})
+	t.Cleanup(srv.Close)
+	srv.Emulator.SetFailRate(emulator.RouteUpload, 1)
+	dir := t.TempDir()
+	writePNGs(t, dir, "r", 2)
+	state := filepath.Join(t.TempDir(), "state.db")
+	cfgPath := filepath.Join(t.TempDir(), "config.toml")
+	writeTestConfig(t, cfgPath, srv.URL, state, "", folderSpec{dir, "r", ""})
+	rd := startDaemon(t, cfgPath, func(d *daemon) {
+		// One attempt per call, so the failure reaches the syncer's own retry queue at once.
+		d.newClient = func(cc batchapi.Config) (*batchapi.Client, error) {
+			cc.MaxAttempts = 1
+			return batchapi.New(cc)
+		}
+	})
+	var r statusReport
+	poll(t, 30*time.Second, func() bool {
+		var ok bool
+		r, ok = daemonStatus(state)
+		f, _ := folderOf(r, "r")
+		return ok && f.RetryingTotal == 2
+	}, func() string { return fmt.Sprintf("%+v", r) })
+	f, _ := folderOf(r, "r")
+	if len(f.Retrying) != 2 || f.Retrying[0].Attempt < 1 || f.Retrying[0].Due.IsZero() {
+		t.Errorf("retrying: %+v", f.Retrying)
+	}
+	if !strings.Contains(f.LastError, "r/img00") {
+		t.Errorf("last error %q does not name the file", f.LastError)
+	}
+	code, out, _ := runCLI(t, "status", "--state", state)
+	if code != exitOK || !strings.Contains(out, "retrying (2):") || !strings.Contains(out, "r/img000.png: attempt 2, next in") {
+		t.Errorf("status exit %d:\n%s", code, out)
+	}
+	resp, err := http.Get("http://" + r.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`cfimgsync_retry_queue_depth{folder="r"} 2`, `cfimgsync_operations_total{folder="r",op="fail"} 2`, `cfimgsync_api_requests_total{op="upload",code="5xx"} 2`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 	if err := rd.stop(t); err != nil {
 		t.Fatal(err)

@@ -123,7 +123,7 @@ func writeMetrics(w io.Writer, b *board, st *store.Store, stats batchapi.Stats) 
 	}
 	type folderSnap struct {
 		name                       string
-		queue                      int
+		queue, retrying            int
 		ops                        map[string]int64
 		bytes, passes, rescanHints int64
 		lastSync                   time.Time
@@ -137,11 +137,16 @@ func writeMetrics(w io.Writer, b *board, st *store.Store, stats batchapi.Stats) 
 			s.ops[k] = v
 		}
 		f.mu.Unlock()
+		s.retrying = len(f.retries())
 		snaps = append(snaps, s)
 	}
 	e.family("cfimgsync_queue_depth", "gauge", "Files read in the current pass whose operation has not finished.")
 	for _, s := range snaps {
 		e.sample("cfimgsync_queue_depth", float64(s.queue), "folder", s.name)
+	}
+	e.family("cfimgsync_retry_queue_depth", "gauge", "Files waiting for another attempt after a transient failure.")
+	for _, s := range snaps {
+		e.sample("cfimgsync_retry_queue_depth", float64(s.retrying), "folder", s.name)
 	}
 	e.family("cfimgsync_operations_total", "counter", "Finished per-file operations by kind (fail: a file that could not be synced).")
 	for _, s := range snaps {

@@ -150,7 +150,8 @@ type folderBoard struct {
 	bytes          int64
 	passes         int64
 	rescanHints    int64
-	recent         []sample // uploads within rateWindow, for the rate
+	sy             *syncer.Syncer // for its retry queue; nil before the folder starts
+	recent         []sample       // uploads within rateWindow, for the rate
 }
 
 type sample struct {
@@ -216,6 +217,23 @@ func describeFailure(ev syncer.Event) string {
 		return ev.Err.Error()
 	}
 	return ev.Path + ": " + ev.Err.Error()
+}
+
+func (f *folderBoard) setSyncer(s *syncer.Syncer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sy = s
+}
+
+// retries is the syncer's queue of files waiting for another attempt.
+func (f *folderBoard) retries() []syncer.Retry {
+	f.mu.Lock()
+	s := f.sy
+	f.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.Status().Retries
 }
 
 func (f *folderBoard) setUnavailable(err error) {
@@ -289,15 +307,25 @@ type folderReport struct {
 	// Files counts the index records by state (synced, pending, failed).
 	Files map[string]int `json:"files"`
 	// Queue is the files read in the current pass whose operation has not finished.
-	Queue       int            `json:"queue"`
-	UploadRate  float64        `json:"upload_bytes_per_second"`
-	Parked      []parkedReport `json:"parked,omitempty"`
-	ParkedTotal int            `json:"parked_total"`
-	LastError   string         `json:"last_error,omitempty"`
-	LastErrorAt *time.Time     `json:"last_error_at,omitempty"`
+	Queue int `json:"queue"`
+	// Retrying are files waiting for another attempt after a transient failure (or a
+	// change while they were read), soonest first; RetryingTotal counts them all.
+	Retrying      []retryReport  `json:"retrying,omitempty"`
+	RetryingTotal int            `json:"retrying_total"`
+	UploadRate    float64        `json:"upload_bytes_per_second"`
+	Parked        []parkedReport `json:"parked,omitempty"`
+	ParkedTotal   int            `json:"parked_total"`
+	LastError     string         `json:"last_error,omitempty"`
+	LastErrorAt   *time.Time     `json:"last_error_at,omitempty"`
 	// LastSync is the end of the last pass that finished without a folder-wide error
 	// (daemon), or the newest upload recorded in the index (offline).
 	LastSync *time.Time `json:"last_sync,omitempty"`
+}
+
+type retryReport struct {
+	Path    string    `json:"path"`
+	Attempt int       `json:"attempt"`
+	Due     time.Time `json:"due"`
 }
 
 type parkedReport struct {
@@ -321,6 +349,11 @@ func (b *board) report(st *store.Store) statusReport {
 	now := time.Now()
 	for _, f := range folders {
 		fr := indexReport(st, f.name)
+		retries := f.retries()
+		fr.RetryingTotal = len(retries)
+		for _, r := range retries[:min(len(retries), maxParkedShown)] {
+			fr.Retrying = append(fr.Retrying, retryReport{Path: r.Path, Attempt: r.Attempt, Due: r.Due})
+		}
 		f.mu.Lock()
 		fr.Path, fr.State = f.path, f.state
 		fr.Queue = max(f.read-f.finished, 0)
@@ -612,6 +645,12 @@ func printStatus(w io.Writer, r statusReport) {
 		fmt.Fprintf(w, "  files:   %s\n", strings.Join(counts, ", "))
 		if r.Daemon {
 			fmt.Fprintf(w, "  queue:   %d\n  rate:    %s/s\n", f.Queue, humanBytes(int64(f.UploadRate)))
+			if f.RetryingTotal > 0 {
+				fmt.Fprintf(w, "  retrying (%d):\n", f.RetryingTotal)
+				for _, rt := range f.Retrying {
+					fmt.Fprintf(w, "    %s: attempt %d, next in %s\n", rt.Path, rt.Attempt+1, max(time.Until(rt.Due), 0).Round(time.Second))
+				}
+			}
 		}
 		if f.LastSync != nil {
 			label := "last sync"

@@ -70,9 +70,14 @@ const (
 	// markerName is the file whose presence proves the root is the folder the index was
 	// made for and not, say, an empty mount point.
 	markerName = ".cfimgsync-folder"
+)
 
+// Delete modes (Config.DeleteMode).
+const (
+	// DeleteMirror deletes the image of a file removed locally (guarded, see ErrDeleteGuard).
 	DeleteMirror = "mirror"
-	DeleteKeep   = "keep"
+	// DeleteKeep never deletes remotely; the index forgets the file and the image stays.
+	DeleteKeep = "keep"
 )
 
 // withDefaults returns cfg with defaults filled in and checked.

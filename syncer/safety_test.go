@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/cfimgsync/cfimgsync/batchapi"
@@ -306,23 +305,6 @@ func TestSyncPlanIsDry(t *testing.T) {
 	if _, err := os.Stat(e.abs(markerName)); err == nil {
 		t.Fatal("the dry run created the marker")
 	}
-}
-
-func TestSyncSkipsNonRegular(t *testing.T) {
-	e := newEnv(t)
-	e.write("real.png", pngBytes(1))
-	if err := os.Symlink(e.abs("real.png"), e.abs("link.png")); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(e.abs("fifo.png"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sum := e.syncOnce()
-	if sum.Uploaded != 1 || sum.Skipped != 2 || sum.Failed != 0 {
-		t.Fatalf("summary %+v", sum)
-	}
-	e.wantNoImage("link.png")
-	e.wantNoImage("fifo.png")
 }
 
 func TestSyncUnreadable(t *testing.T) {

@@ -1,3 +1,5 @@
+//go:build linux || darwin || freebsd
+
 package syncer
 
 import (
@@ -14,7 +16,7 @@ func sysStat(fi fs.FileInfo) (ctime int64, inode, dev uint64) {
 	if !ok {
 		return 0, 0, 0
 	}
-	return st.Ctim.Nano(), st.Ino, uint64(st.Dev) //nolint:unconvert // Dev's type varies by arch
+	return ctimeOf(st), uint64(st.Ino), uint64(st.Dev) //nolint:unconvert // the field types vary by OS
 }
 
 // openFlags keep a file swapped for a symlink or a FIFO between the Lstat and the open from

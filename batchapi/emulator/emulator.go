@@ -289,20 +289,21 @@ func (e *Emulator) serveAPI(r *http.Request, c call, escID string) response {
 	}
 	e.count(c.op)
 	latency, fail, drop := e.faults(c.op)
-	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return injected(http.StatusRequestTimeout) // nobody is listening any more
-		}
-	}
 	if fail != 0 {
 		e.log.Debug("emulator injected failure", "route", c.op, "status", fail)
+		if !wait(r, latency) {
+			return injected(http.StatusRequestTimeout)
+		}
 		return injected(fail)
 	}
 	resp := e.operate(r, c)
+	// The latency is added after the operation, once the request body has been consumed:
+	// only then does net/http watch the connection, so a client that gives up during the
+	// wait is noticed (r.Context ends) instead of pinning the handler for the whole delay.
+	// The change is applied either way, as on a real server whose answer is slow to arrive.
+	if !wait(r, latency) {
+		return injected(http.StatusRequestTimeout) // nobody is listening any more
+	}
 	if drop {
 		e.log.Debug("emulator dropped response", "route", c.op, "status", resp.status)
 		// The change is applied; the client never learns the outcome. net/http closes the
@@ -310,6 +311,21 @@ func (e *Emulator) serveAPI(r *http.Request, c call, escID string) response {
 		panic(http.ErrAbortHandler)
 	}
 	return resp
+}
+
+// wait blocks for d, or until the client goes away (false).
+func wait(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 func (e *Emulator) operate(r *http.Request, c call) response {

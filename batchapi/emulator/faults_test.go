@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -337,5 +338,27 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 	}
 	if _, err := http.Get(s.URL + "/client/v4/"); err == nil {
 		t.Error("still serving after Close")
+	}
+}
+
+// TestCloseDoesNotWaitForIdleFreshConnections: clients dial spare connections they may
+// never use; Close must not wait for them (http.Server.Shutdown alone waits 5 s).
+func TestCloseDoesNotWaitForIdleFreshConnections(t *testing.T) {
+	s := NewServer(Options{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second): // Shutdown's own grace for such connections is 5 s
+		t.Fatal("Close is waiting for a connection that never sent a request")
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Error("the spare connection is still open after Close")
 	}
 }

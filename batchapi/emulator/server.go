@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -17,6 +18,10 @@ type Server struct {
 
 	srv  *http.Server
 	done chan struct{}
+
+	mu      sync.Mutex
+	closing bool
+	fresh   map[net.Conn]struct{} // connections that have not sent a request yet
 }
 
 // NewServer starts an Emulator built from opts on 127.0.0.1 (or [::1]) on a free port.
@@ -35,7 +40,9 @@ func NewServer(opts Options) *Server {
 		Emulator: e,
 		srv:      newHTTPServer(e),
 		done:     make(chan struct{}),
+		fresh:    make(map[net.Conn]struct{}),
 	}
+	s.srv.ConnState = s.trackConn
 	go func() {
 		defer close(s.done)
 		s.srv.Serve(ln)
@@ -52,8 +59,31 @@ func (s *Server) BatchURL() string { return s.URL }
 // Close stops accepting connections and blocks until every request in flight has been
 // answered (or dropped).
 func (s *Server) Close() {
+	// http.Server.Shutdown treats a connection that never sent a request as busy for its
+	// first 5 seconds, and clients often dial a spare one; like httptest, close those now.
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.fresh {
+		c.Close()
+	}
+	s.mu.Unlock()
 	s.srv.Shutdown(context.Background())
 	<-s.done
+}
+
+func (s *Server) trackConn(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch st {
+	case http.StateNew:
+		if s.closing {
+			c.Close()
+			return
+		}
+		s.fresh[c] = struct{}{}
+	default:
+		delete(s.fresh, c)
+	}
 }
 
 // Serve serves e on ln until ctx is done, then shuts down gracefully: requests in flight

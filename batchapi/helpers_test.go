@@ -154,13 +154,16 @@ func uploadReq(t testing.TB, id string, seed int) batchapi.UploadRequest {
 // may run on any goroutine.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Errorf("timed out waiting for %s", what)
 			return
+		case <-tick.C:
 		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
 	}
 }
 

@@ -171,13 +171,7 @@ func TestSetLatency(t *testing.T) {
 		done <- err
 	}()
 	// The call is held: it shows up in the counters but does not finish.
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Emulator.Calls()[RouteList] == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never reached the emulator")
-		}
-		time.Sleep(5 * time.Millisecond) // polling, not synchronising
-	}
+	waitForCall(t, s.Emulator, RouteList)
 	select {
 	case err := <-done:
 		t.Fatalf("request finished despite an hour of latency: %v", err)
@@ -324,13 +318,7 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 		res.Body.Close()
 		got <- res.StatusCode
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Emulator.Calls()[RouteList] == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never reached the emulator")
-		}
-		time.Sleep(time.Millisecond) // polling, not synchronising
-	}
+	waitForCall(t, s.Emulator, RouteList)
 	s.Close()
 	// Had Close cut the connection, the client would see an error instead of a 200.
 	if status := <-got; status != 200 {
@@ -360,5 +348,20 @@ func TestCloseDoesNotWaitForIdleFreshConnections(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if _, err := conn.Read(make([]byte, 1)); err == nil {
 		t.Error("the spare connection is still open after Close")
+	}
+}
+
+// waitForCall polls, on a ticker, until the emulator has counted a call to route.
+func waitForCall(t *testing.T, e *Emulator, route string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for e.Calls()[route] == 0 {
+		select {
+		case <-deadline:
+			t.Fatal("the request never reached the emulator")
+		case <-tick.C:
+		}
 	}
 }

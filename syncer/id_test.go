@@ -62,21 +62,74 @@ func TestNewIDScheme(t *testing.T) {
 	for _, tt := range []struct {
 		name, prefix string
 		ok           bool
+		want         string
+		stable       bool
 	}{
-		{"path", "", true},
-		{"", "a/", true},
-		{"path", "/a", false},
-		{"path", "a//b", false},
-		{"versioned", "", false},
-		{"auto", "", false},
-		{"bogus", "", false},
+		{"path", "", true, "path", true},
+		{"", "a/", true, "path", true},
+		{"path", "/a", false, "", false},
+		{"path", "a//b", false, "", false},
+		{"versioned", "", true, "versioned", false},
+		{"versioned", "shop/", true, "versioned", false},
+		{"versioned", "/shop", false, "", false},
+		{"auto", "", true, "auto", false},
+		{"auto", "shop/", false, "", false},
+		{"bogus", "", false, "", false},
 	} {
 		s, err := NewIDScheme(tt.name, tt.prefix)
 		if (err == nil) != tt.ok {
 			t.Errorf("NewIDScheme(%q, %q) = %v, %v; want ok=%v", tt.name, tt.prefix, s, err, tt.ok)
 		}
-		if err == nil && (s.Name() != "path" || !s.StableID()) {
-			t.Errorf("NewIDScheme(%q) = %s stable=%v", tt.name, s.Name(), s.StableID())
+		if err == nil && (s.Name() != tt.want || s.StableID() != tt.stable) {
+			t.Errorf("NewIDScheme(%q) = %s stable=%v; want %s stable=%v", tt.name, s.Name(), s.StableID(), tt.want, tt.stable)
+		}
+	}
+}
+
+func TestVersionedID(t *testing.T) {
+	const sum = "3fa9c1d2e4b5a6978877665544332211ffeeddccbbaa99887766554433221100"
+	s, err := NewIDScheme("versioned", "shop/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ rel, want, rule string }{
+		{"boots.jpg", "shop/boots.3fa9c1d2.jpg", ""},
+		{"a/b.tar.png", "shop/a/b.tar.3fa9c1d2.png", ""},
+		{"dir.d/file", "shop/dir.d/file-3fa9c1d2", ""},
+		{"cafe\u0301.png", "shop/caf\u00e9.3fa9c1d2.png", ""},
+		{"notes.txt", "", "extension"},
+		{"bad\xff.png", "", "UTF-8"},
+	} {
+		id, err := s.ID(tt.rel, sum)
+		switch {
+		case tt.rule != "":
+			if err == nil || !strings.Contains(err.Error(), tt.rule) {
+				t.Errorf("ID(%q) = %q, %v; want an error naming %q", tt.rel, id, err, tt.rule)
+			}
+		case err != nil || id != tt.want:
+			t.Errorf("ID(%q) = %q, %v; want %q", tt.rel, id, err, tt.want)
+		}
+	}
+	// Each version of a path has its own ID, and the same content the same one.
+	a, _ := s.ID("x.png", sum)
+	b, _ := s.ID("x.png", "00"+sum[2:])
+	if a == b {
+		t.Errorf("two versions share the ID %q", a)
+	}
+	if _, err := s.ID("x.png", ""); err == nil {
+		t.Error("ID without a content hash succeeded")
+	}
+}
+
+func TestAutoID(t *testing.T) {
+	s, err := NewIDScheme("auto", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Any path is fine: the ID is generated and the path goes in the metadata.
+	for _, rel := range []string{"a.png", "00000000-0000-0000-0000-000000000000", "x.txt", strings.Repeat("d/", 600) + "a.png"} {
+		if id, err := s.ID(rel, "ab"); id != "" || err != nil {
+			t.Errorf("ID(%q) = %q, %v; want \"\", nil", rel, id, err)
 		}
 	}
 }

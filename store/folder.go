@@ -167,6 +167,9 @@ func (f *Folder) Delete(path string) error {
 		if files == nil || path == "" {
 			return nil
 		}
+		if err := f.deleteGone(tx, path); err != nil {
+			return err
+		}
 		return files.Delete([]byte(path))
 	})
 	if err != nil {
@@ -331,6 +334,9 @@ func (f *Folder) Settle(intentID uint64, put *Record, deletePath string) error {
 			}
 		}
 		if deletePath != "" {
+			if err := f.deleteGone(tx, deletePath); err != nil {
+				return err
+			}
 			if files := f.bucket(tx, filesBucket); files != nil {
 				if err := files.Delete([]byte(deletePath)); err != nil {
 					return err

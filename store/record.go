@@ -82,6 +82,17 @@ type Meta struct {
 	DeliveryBase    string   `json:"delivery_base"` // e.g. "https://imagedelivery.net/<hash>"
 	Variants        []string `json:"variants,omitempty"`
 	DeletesApproved int      `json:"deletes_approved"` // deletes over the guard the operator approved
+	// DeletesBlocked is how many deletes the last guarded pass held back; approve-deletes
+	// approves exactly that many, so an approval never covers deletes nobody was shown.
+	DeletesBlocked int `json:"deletes_blocked,omitempty"`
+	// MetadataDigest is a hash of the static metadata and owner tag every image of the
+	// folder carries. It is set when the index is made and after a full patch run, so a
+	// configuration change is noticed without reading images back.
+	MetadataDigest string `json:"metadata_digest,omitempty"`
+	// MarkerCreated says the folder's marker file exists (created or seen by the syncer),
+	// so its absence means the folder is not the one indexed. False while the root was
+	// read-only: the marker check is then skipped (the device check remains).
+	MarkerCreated bool `json:"marker_created,omitempty"`
 }
 
 func decodeMeta(v []byte) (Meta, error) {

@@ -428,6 +428,14 @@ func checkFolder(name string, fb *bolt.Bucket, report func(error)) {
 			return nil
 		})
 	}
+	if gone := fb.Bucket(goneBucket); gone != nil {
+		_ = gone.ForEach(func(k, v []byte) error {
+			if _, err := decodeGone(v); err != nil {
+				report(fmt.Errorf("folder %q: gone %q: %w", name, k, err))
+			}
+			return nil
+		})
+	}
 	if intents := fb.Bucket(intentsBucket); intents != nil {
 		_ = intents.ForEach(func(k, v []byte) error {
 			if v == nil || len(k) != 8 {

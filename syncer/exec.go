@@ -76,6 +76,9 @@ func (s *Syncer) execute(ctx context.Context, p *Plan) (passResult, error) {
 	if err := s.applyLocal(p.local); err != nil {
 		return ex.res, err
 	}
+	if err := s.applyGoneMarks(p); err != nil {
+		return ex.res, err
+	}
 
 	work, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
@@ -92,18 +95,19 @@ func (s *Syncer) execute(ctx context.Context, p *Plan) (passResult, error) {
 		}
 	}
 	ex.pool(ups, ex.do)
-	if p.full && ex.work.Err() == nil && !hasTransient(ex.res) {
-		// The patches (if any) are done; a failed one is found again by the next Syncer.
+	if p.full && ex.work.Err() == nil && !hasTransient(ex.res) && !updatesFailed(ups, ex.res) {
+		// The patches (if any) are done: the images carry the configured metadata.
 		s.driftChecked = true
+		if err := s.recordDigest(); err != nil {
+			return ex.res, err
+		}
+	}
+	if err := s.noteGuard(p); err != nil {
+		return ex.res, err
 	}
 	if p.Guard != nil {
 		dels = nil
 		s.log.Error("deletes held back", "count", p.Deletes, "limit", p.DeleteLimit, "err", p.Guard)
-	} else if p.Deletes > p.DeleteLimit && len(dels) > 0 {
-		// The operator approved these deletes; the approval is used up by this pass.
-		if err := s.updateMeta(func(m *store.Meta) { m.DeletesApproved = 0 }); err != nil {
-			return ex.res, err
-		}
 	}
 	if len(ex.moves)+len(dels) > 0 {
 		// The uploads may have taken long enough for a disk to go away: look again
@@ -161,7 +165,13 @@ loop:
 func (ex *executor) do(op Op) {
 	var o outcome
 	switch op.Kind {
-	case OpUpload, OpReplace, OpMove:
+	case OpMove:
+		if op.ImageID == op.OldImageID {
+			o = ex.s.rename(ex.call, op)
+		} else {
+			o = ex.s.publish(ex.call, op)
+		}
+	case OpUpload, OpReplace:
 		o = ex.s.publish(ex.call, op)
 	case OpUpdate:
 		o = ex.s.update(ex.call, op)
@@ -282,6 +292,14 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 		}
 	}
 
+	var retire uint64
+	if op.Kind == OpReplace && op.OldImageID != "" {
+		// Journal the old image's end before the new upload: after a crash between the two
+		// calls nothing else would remember that the old image is to be deleted.
+		if retire, err = s.idx.AddIntent(store.Intent{Op: opRetire, Path: op.Path, ImageID: op.OldImageID, SHA256: op.rec.SHA256}); err != nil {
+			return outcome{fatal: err}
+		}
+	}
 	intent, err := s.idx.AddIntent(store.Intent{Op: store.OpUpload, Path: op.Path, ImageID: op.ImageID, SHA256: op.SHA256})
 	if err != nil {
 		return outcome{fatal: err}
@@ -303,6 +321,12 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		// The outcome is unknown and the intent stays for recovery at the next start.
 		return outcome{fail: &FileError{Path: op.Path, Reason: "interrupted", Err: err}}
+	case errors.Is(err, batchapi.ErrOutcomeUnknown):
+		// An upload without a custom ID that may have been stored: only our listing can
+		// tell (recover.go). The intent stays and the next pass settles it before it plans,
+		// so the file is never uploaded twice.
+		return outcome{fail: &FileError{Path: op.Path, Reason: "upload answer lost; settled by the next pass", Err: err},
+			transient: true, requeue: true}
 	case batchapi.IsAuth(err):
 		_ = s.idx.Settle(intent, nil, "")
 		return outcome{fatal: fmt.Errorf("upload %s: %w", op.ImageID, err)}
@@ -368,7 +392,11 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 	case op.Kind == OpReplace && op.OldImageID != "" && op.OldImageID != rec.ImageID:
 		// A scheme whose ID follows the content: the old image goes once the new one is
 		// up, and the path's record (now the new image's) stays.
-		o.moveDelete = &Op{Kind: OpDelete, Path: op.Path, ImageID: op.OldImageID, Reason: "replaced by " + rec.ImageID, keepRecord: true}
+		// With a grace period the journal keeps the retirement until it is due.
+		if s.cfg.VersionedGrace <= 0 || s.scheme.Name() != "versioned" {
+			o.moveDelete = &Op{Kind: OpDelete, Path: op.Path, ImageID: op.OldImageID, Reason: "replaced by " + rec.ImageID,
+				keepRecord: true, retire: retire}
+		}
 	}
 	return o
 }
@@ -534,9 +562,68 @@ func (s *Syncer) remove(ctx context.Context, op Op) outcome {
 	}
 	o, done := s.deleteImage(ctx, op.Path, op.ImageID, op.Reason, nil, deletePath)
 	if !done {
+		// A retirement not done stays journalled; the next pass's recovery retries it.
 		return o
 	}
+	if op.retire != 0 {
+		if err := s.idx.Settle(op.retire, nil, ""); err != nil {
+			return outcome{fatal: err}
+		}
+	}
 	return outcome{event: EventDelete}
+}
+
+// rename moves an image to a file's new path under the auto scheme: the ID does not name
+// the path, so the image stays and only its metadata is patched; the index record moves
+// from the old path to the new in the same transaction that ends the intent.
+func (s *Syncer) rename(ctx context.Context, op Op) outcome {
+	md, err := buildMetadata(s.cfg.StaticMetadata, op.Path, op.SHA256, op.Size)
+	if err != nil {
+		return s.park(op, store.Record{}, classMetadata, err)
+	}
+	got, err := s.remote.Get(ctx, op.ImageID)
+	switch {
+	case batchapi.IsNotFound(err) || err == nil && !s.isOwner(got):
+		// Gone, or not ours to patch: the old path no longer has an image of ours, and the
+		// new path is uploaded by the next look.
+		if err == nil {
+			s.log.Warn("image not patched: it does not carry our owner tag", "path", op.OldPath, "id", op.ImageID, "creator", got.Creator)
+		}
+		if err := s.idx.Settle(0, nil, op.OldPath); err != nil {
+			return outcome{fatal: err}
+		}
+		return outcome{requeue: true}
+	case batchapi.IsAuth(err):
+		return outcome{fatal: fmt.Errorf("get %s: %w", op.ImageID, err)}
+	case err != nil:
+		// The old record stays, so the next pass pairs the two paths again.
+		return fileFail(op.Path, fmt.Errorf("get %s before rename: %w", op.ImageID, err))
+	}
+	intent, err := s.idx.AddIntent(store.Intent{Op: store.OpUpdate, Path: op.Path, ImageID: op.ImageID, SHA256: op.SHA256})
+	if err != nil {
+		return outcome{fatal: err}
+	}
+	owner := s.cfg.OwnerTag
+	if _, err := s.remote.Update(ctx, op.ImageID, batchapi.UpdateRequest{Metadata: md, Creator: &owner}); err != nil {
+		switch {
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			return outcome{fail: &FileError{Path: op.Path, Reason: "interrupted", Err: err}}
+		case batchapi.IsAuth(err):
+			_ = s.idx.Settle(intent, nil, "")
+			return outcome{fatal: fmt.Errorf("update %s: %w", op.ImageID, err)}
+		}
+		if serr := s.idx.Settle(intent, nil, ""); serr != nil {
+			return outcome{fatal: serr}
+		}
+		return fileFail(op.Path, fmt.Errorf("rename %s: update %s: %w", op.OldPath, op.ImageID, err))
+	}
+	rec := store.Record{Path: op.Path, ImageID: op.ImageID, SHA256: op.SHA256, State: store.StateSynced, UploadedAt: got.Uploaded}
+	setStat(&rec, op.stat)
+	if err := s.idx.Settle(intent, &rec, op.OldPath); err != nil {
+		return outcome{fatal: err}
+	}
+	s.log.Info("renamed image", "path", op.Path, "from", op.OldPath, "id", op.ImageID)
+	return outcome{event: EventUpdate}
 }
 
 // update patches an up-to-date image's metadata.
@@ -607,15 +694,16 @@ func (s *Syncer) learnDelivery(img batchapi.Image) {
 func (s *Syncer) updateMeta(fn func(*store.Meta)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok, err := s.idx.Meta()
+	var m store.Meta
+	err := s.idx.UpdateMeta(func(cur *store.Meta, ok bool) error {
+		if !ok {
+			*cur = s.meta
+		}
+		fn(cur)
+		m = *cur
+		return nil
+	})
 	if err != nil {
-		return err
-	}
-	if !ok {
-		m = s.meta
-	}
-	fn(&m)
-	if err := s.idx.SetMeta(m); err != nil {
 		return err
 	}
 	s.meta = m

@@ -97,11 +97,20 @@ func (s *Syncer) plan(ctx context.Context, sc scope, dry bool) (Plan, error) {
 		return Plan{}, err
 	}
 	var drift bool
-	if sc.all && !s.driftChecked {
-		// Configuration changes arrive with a new Syncer, so one look per Syncer is
-		// enough, and later passes over an unchanged folder make no API call at all.
-		if drift, err = s.metadataDrift(ctx, index); err != nil {
-			return Plan{}, err
+	if sc.all {
+		s.mu.Lock()
+		have := s.meta.MetadataDigest
+		s.mu.Unlock()
+		switch {
+		case have != "":
+			// What the images carry is recorded: a change shows without an API call.
+			drift = have != s.digest()
+		case !s.driftChecked:
+			// An index from before the digest: read two images back, once per Syncer;
+			// the first clean full pass records the digest.
+			if drift, err = s.metadataDrift(ctx, index); err != nil {
+				return Plan{}, err
+			}
 		}
 	}
 	p := makePlan(planInput{
@@ -115,15 +124,19 @@ func (s *Syncer) plan(ctx context.Context, sc scope, dry bool) (Plan, error) {
 	})
 	p.ScanErrors = scanned.Errors
 	p.full = sc.all
+	if err := s.applyDeletePolicy(&p, sc, scanned.Files); err != nil {
+		return Plan{}, err
+	}
 	if p.Deletes > 0 {
 		n, err := s.idx.Len()
 		if err != nil {
 			return Plan{}, err
 		}
 		p.DeleteLimit = deleteLimit(s.cfg.MaxDelete, n)
-		s.mu.Lock()
-		approved := s.meta.DeletesApproved
-		s.mu.Unlock()
+		approved, err := s.approvedDeletes()
+		if err != nil {
+			return Plan{}, err
+		}
 		p.Guard = checkDeleteGuard(p.Deletes, p.DeleteLimit, approved)
 	}
 	return p, nil
@@ -207,6 +220,11 @@ func (s *Syncer) loadIndex(sc scope) (map[string]store.Record, error) {
 
 // pass reconciles one scope: scan, plan, execute.
 func (s *Syncer) pass(ctx context.Context, sc scope) (passResult, error) {
+	// Calls of an earlier pass whose answer was lost (an upload without a custom ID, a
+	// call cut by shutdown) are settled first: planning over them could upload twice.
+	if err := s.recoverIntents(ctx); err != nil {
+		return passResult{}, err
+	}
 	p, err := s.plan(ctx, sc, false)
 	if err != nil {
 		return passResult{}, err

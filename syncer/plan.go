@@ -37,7 +37,8 @@ type Op struct {
 	// ImageID is the image uploaded, replaced, patched or deleted.
 	ImageID string
 	// OldPath and OldImageID are, for a move, the vanished path and its image, deleted once
-	// the new image is up; for a replace under a scheme whose ID follows the content,
+	// the new image is up (under the auto scheme ImageID == OldImageID: the image is kept
+	// and its metadata patched); for a replace under a scheme whose ID follows the content,
 	// OldImageID is the image deleted after the upload.
 	OldPath    string
 	OldImageID string
@@ -52,6 +53,9 @@ type Op struct {
 	// keepRecord marks the delete of an image the path no longer uses (replaced under
 	// another ID): the path's record belongs to the new image and stays.
 	keepRecord bool
+	// retire is the journal entry of an old image retired by a replace (see opRetire),
+	// settled once the image is deleted.
+	retire uint64
 }
 
 // Skip is a path the pass leaves alone, with the reason.
@@ -84,8 +88,15 @@ type Plan struct {
 	// ErrFolderUnavailable.
 	Guard error
 
+	// Delayed are deletes waiting for DeleteDelay (delete mode "delay"), soonest first;
+	// HeldDeletes counts deletes held back because the scan had errors.
+	Delayed     []DelayedDelete
+	HeldDeletes int
+
 	// local are index-only changes: no remote call, no count in the summary.
 	local []localOp
+	// markGone and unmarkGone are paths to mark as missing since now, and paths back.
+	markGone, unmarkGone []string
 	// full marks a plan of the whole folder.
 	full bool
 }
@@ -167,16 +178,19 @@ func makePlan(in planInput) Plan {
 			continue
 		}
 		op := Op{Path: lf.Rel, ImageID: id, SHA256: lf.SHA256, Size: lf.Stat.Size, stat: lf.Stat, rec: rec}
+		// Under a scheme whose IDs the API generates (id == ""), the image the record
+		// names is the file's image whatever its ID.
+		current := rec.ImageID == id || id == ""
 		switch {
 		case !had || rec.ImageID == "":
 			op.Kind, op.Reason = OpUpload, "new file"
 			uploads = append(uploads, op)
 			continue
-		case rec.SHA256 == lf.SHA256 && rec.ImageID == id && rec.State != store.StatePending:
+		case rec.SHA256 == lf.SHA256 && current && rec.State != store.StatePending:
 			// Same content as the image: only the stat moved (touch, copy-back,
 			// a parked failure whose old image is still current).
 			if in.metadataChanged {
-				op.Kind, op.Reason = OpUpdate, "metadata changed"
+				op.Kind, op.Reason, op.ImageID = OpUpdate, "metadata changed", rec.ImageID
 				p.Ops = append(p.Ops, op)
 				continue
 			}
@@ -224,6 +238,12 @@ func makePlan(in planInput) Plan {
 			moved[old.Path] = true
 			op.Kind, op.OldPath, op.OldImageID = OpMove, old.Path, old.ImageID
 			op.Reason = "renamed from " + old.Path
+			if op.ImageID == "" {
+				// Generated IDs do not name the path: the image stays, only its
+				// metadata is patched to the new path.
+				op.ImageID = old.ImageID
+				op.Reason += " (metadata patched)"
+			}
 		}
 		p.Ops = append(p.Ops, op)
 	}

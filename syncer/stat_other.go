@@ -10,8 +10,6 @@ func sysStat(fs.FileInfo) (ctime int64, inode, dev uint64) { return 0, 0, 0 }
 
 const openFlags = 0
 
-func writable(string) bool { return true }
-
 func isReadOnlyFS(error) bool { return false }
 
 func isNotDir(error) bool { return false }

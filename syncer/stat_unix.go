@@ -23,9 +23,6 @@ func sysStat(fi fs.FileInfo) (ctime int64, inode, dev uint64) {
 // being followed or from blocking the scan.
 const openFlags = syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 
-// writable reports whether this process may create files in dir.
-func writable(dir string) bool { return syscall.Access(dir, 2 /* W_OK */) == nil }
-
 func isReadOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }
 
 func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }

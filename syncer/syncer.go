@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -46,6 +47,10 @@ type Remote interface {
 	Update(ctx context.Context, id string, req batchapi.UpdateRequest) (batchapi.Image, error)
 	// Delete deletes an image, or fails with "not found" if there is none.
 	Delete(ctx context.Context, id string) error
+	// List iterates over the account's images (filtered by creator when opts.Creator is
+	// set); after an error it yields that error once and stops. Recovery lists our images
+	// to settle uploads without a custom ID.
+	List(ctx context.Context, opts batchapi.ListOptions) iter.Seq2[batchapi.Image, error]
 }
 
 // Syncer mirrors one folder. Its methods run one pass at a time and must not be called
@@ -152,6 +157,8 @@ func (s *Syncer) prepare(write bool) error {
 		Prefix:    s.cfg.Prefix,
 		OwnerTag:  s.cfg.OwnerTag,
 		Device:    dev,
+		// A new index has no images yet; every upload carries the configured metadata.
+		MetadataDigest: s.digest(),
 	}
 	s.mu.Lock()
 	s.meta = m
@@ -159,16 +166,24 @@ func (s *Syncer) prepare(write bool) error {
 	if !write {
 		return nil
 	}
-	if err := s.createMarker(); err != nil {
+	created, err := s.createMarker()
+	if err != nil {
 		return err
 	}
+	m.MarkerCreated = created
+	s.mu.Lock()
+	s.meta = m
+	s.mu.Unlock()
 	if err := s.idx.SetMeta(m); err != nil {
 		return fmt.Errorf("record folder identity: %w", err)
 	}
 	return nil
 }
 
-func (s *Syncer) createMarker() error {
+// createMarker creates the marker file; created reports whether it now exists. A root
+// the daemon may not write (the service's usual read-only access) gets none, and the marker
+// check is skipped for it.
+func (s *Syncer) createMarker() (created bool, err error) {
 	p := filepath.Join(s.cfg.Root, markerName)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	switch {
@@ -179,18 +194,18 @@ func (s *Syncer) createMarker() error {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("create marker %s: %w", p, err)
+			return false, fmt.Errorf("create marker %s: %w", p, err)
 		}
-		return nil
+		return true, nil
 	case errors.Is(err, fs.ErrExist):
-		return nil
+		return true, nil
 	case errors.Is(err, fs.ErrPermission) || isReadOnlyFS(err):
 		s.markerWarned = true
 		s.log.Warn("folder root is read-only: no marker file, so the marker check is skipped for this folder",
 			"root", s.cfg.Root, "marker", markerName)
-		return nil
+		return false, nil
 	default:
-		return fmt.Errorf("create marker %s: %w", p, err)
+		return false, fmt.Errorf("create marker %s: %w", p, err)
 	}
 }
 
@@ -237,28 +252,41 @@ func (s *Syncer) checkFolder(dry bool) error {
 		return fmt.Errorf("%w: root %s is on another filesystem than when the index was made (device %d, was %d); "+
 			"is a disk not mounted?", ErrFolderUnavailable, root, dev, wantDev)
 	}
+	s.mu.Lock()
+	markerCreated := s.meta.MarkerCreated
+	s.mu.Unlock()
 	if _, err := os.Lstat(filepath.Join(root, markerName)); err == nil {
+		if !markerCreated && !dry {
+			// Made by hand, or by a version that did not record it: from now on its
+			// absence means this is not the indexed folder.
+			return s.updateMeta(func(m *store.Meta) { m.MarkerCreated = true })
+		}
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: marker %s: %w", ErrFolderUnavailable, markerName, err)
 	}
-	n, err := s.idx.Len()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		if dry {
-			return nil
+	if !markerCreated {
+		n, err := s.idx.Len()
+		if err != nil {
+			return err
 		}
-		return s.createMarker()
-	}
-	if !writable(root) {
-		// A read-only root (the service's usual access) could never get a marker, so its
-		// absence proves nothing; the device check above still catches an unmounted disk.
+		if n == 0 {
+			if dry {
+				return nil
+			}
+			created, err := s.createMarker()
+			if err != nil || !created {
+				return err
+			}
+			return s.updateMeta(func(m *store.Meta) { m.MarkerCreated = true })
+		}
+		// The root was read-only when the index was made, so there never was a marker and
+		// its absence proves nothing; the device check above still catches an unmounted
+		// disk. Creating one now could bless an empty mount point.
 		if !s.markerWarned {
 			s.markerWarned = true
-			s.log.Warn("folder root is read-only and has no marker file: the marker check is skipped",
-				"root", root, "marker", markerName)
+			s.log.Warn("folder has no marker file (its root was read-only when indexed): the marker check is skipped; "+
+				"create the marker by hand to enable it", "root", root, "marker", markerName)
 		}
 		return nil
 	}

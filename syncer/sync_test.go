@@ -502,7 +502,9 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	for name, mod := range map[string]func(*Config){
 		"no root":         func(c *Config) { c.Root = "" },
 		"delete mode":     func(c *Config) { c.DeleteMode = "sometimes" },
-		"scheme":          func(c *Config) { c.IDScheme = "auto" },
+		"scheme":          func(c *Config) { c.IDScheme = "bogus" },
+		"auto prefix":     func(c *Config) { c.IDScheme, c.Prefix = "auto", "shop/" },
+		"negative grace":  func(c *Config) { c.IDScheme, c.VersionedGrace = "versioned", -time.Second },
 		"prefix":          func(c *Config) { c.Prefix = "/abs" },
 		"static too big":  func(c *Config) { c.StaticMetadata = map[string]any{"x": strings.Repeat("x", 950)} },
 		"negative delete": func(c *Config) { c.MaxDelete = -1 },

@@ -35,6 +35,7 @@ const (
 	defaultMetricsListen = "127.0.0.1:9464"
 	defaultSettle        = 2 * time.Second
 	defaultRescan        = time.Hour
+	defaultDeleteDelay   = 24 * time.Hour
 	// credentialName is the file systemd's LoadCredential= puts in $CREDENTIALS_DIRECTORY.
 	credentialName = "cloudflare-api-token"
 	// maxStaticMetadata leaves room, under the API's 1024-byte metadata limit, for the
@@ -68,6 +69,7 @@ type fileFolder struct {
 	IDScheme       string         `toml:"id_scheme"`
 	Ignore         []string       `toml:"ignore"`
 	DeleteMode     string         `toml:"delete_mode"`
+	DeleteDelay    string         `toml:"delete_delay"`
 	MaxDelete      *int           `toml:"max_delete"`
 	Settle         string         `toml:"settle"`
 	RescanInterval string         `toml:"rescan_interval"`
@@ -99,6 +101,7 @@ type folderConfig struct {
 	idScheme       string
 	ignore         []string
 	deleteMode     string
+	deleteDelay    time.Duration
 	maxDelete      int
 	settle         time.Duration
 	rescanInterval time.Duration
@@ -483,11 +486,13 @@ func (r *resolver) folder(i int, ff fileFolder, names map[string]int) folderConf
 	switch f.deleteMode {
 	case "":
 		f.deleteMode = syncer.DeleteMirror
-	case syncer.DeleteMirror, syncer.DeleteKeep:
-	case "delay":
-		r.fail(k("delete_mode"), "\"delay\" is not supported yet; use \"mirror\" or \"keep\"")
+	case syncer.DeleteMirror, syncer.DeleteKeep, syncer.DeleteDelay:
 	default:
-		r.fail(k("delete_mode"), "%q is not one of mirror, keep", f.deleteMode)
+		r.fail(k("delete_mode"), "%q is not one of mirror, keep, delay", f.deleteMode)
+	}
+	f.deleteDelay = r.duration(k("delete_delay"), ff.DeleteDelay, defaultDeleteDelay, time.Minute)
+	if ff.DeleteDelay != "" && f.deleteMode != syncer.DeleteDelay {
+		r.fail(k("delete_delay"), "applies only to delete_mode = \"delay\" (the folder's mode is %q)", f.deleteMode)
 	}
 	if ff.MaxDelete != nil {
 		if f.maxDelete = *ff.MaxDelete; f.maxDelete < 1 {
@@ -678,6 +683,7 @@ func (f folderConfig) syncerConfig(c *config) (syncer.Config, error) {
 		Concurrency:    c.concurrency,
 		MaxDelete:      f.maxDelete,
 		DeleteMode:     f.deleteMode,
+		DeleteDelay:    f.deleteDelay,
 		RescanInterval: f.rescanInterval,
 		AccountID:      c.accountID,
 	}, nil

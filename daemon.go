@@ -290,6 +290,13 @@ func (d *daemon) runFolders(ctx context.Context, cfg *config, client *batchapi.C
 		fb.setSyncer(s)
 		wopts := watcher.Options{Settle: f.settle, Ignore: sc.Ignore, Logger: d.logger.With("folder", f.name)}
 		raw, hints := make(chan watcher.Batch, 16), make(chan watcher.Batch, 16)
+		fb.setKick(func() {
+			// A full buffer means passes are queued anyway; the rescan timer follows.
+			select {
+			case hints <- watcher.Batch{Rescan: true}:
+			default:
+			}
+		})
 		g.Go(func() error { return d.watch(gctx, f, wopts, raw) })
 		g.Go(func() error { return fb.countHints(gctx, raw, hints) })
 		g.Go(func() error {

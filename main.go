@@ -64,6 +64,12 @@ Usage:
                                              what the daemon is doing, or what the index says
   cfimgsync manifest [--format json|csv] [--out FILE] [--folder NAME] [--config FILE | --state FILE]
   cfimgsync config check [--config FILE]     validate the config, and the token if the API answers
+  cfimgsync approve-deletes [--folder NAME] [--config FILE | --state FILE]
+                                             let the deletes a delete guard held back happen, once
+  cfimgsync verify [--prune] [--folder NAME] [--config FILE | --dir DIR] [--state FILE]
+                                             compare our images remotely with the index; re-upload what is missing
+  cfimgsync reindex [--folder NAME] [--config FILE | --dir DIR] [--state FILE]
+                                             rebuild a lost or damaged index from the remote listing and the folder
   cfimgsync ls [--json] [--folder NAME] [--config FILE | --state FILE]
                                              what the index knows: path, image ID, state, URL
   cfimgsync emulator [--listen ADDR] ...     serve a local emulator of the Images API
@@ -117,6 +123,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.status(ctx, rest)
 	case "manifest":
 		err = c.manifest(ctx, rest)
+	case "approve-deletes":
+		err = c.approveDeletes(ctx, rest)
+	case "verify":
+		err = c.verify(ctx, rest)
+	case "reindex":
+		err = c.reindex(ctx, rest)
 	case "config":
 		err = c.configCmd(ctx, rest)
 	case "emulator":
@@ -152,6 +164,10 @@ func exitCode(ctx context.Context, err error) int {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &ces), errors.As(err, &insecure):
+		return exitUsage
+	case errors.Is(err, store.ErrCorrupt), errors.Is(err, store.ErrSchema), errors.Is(err, syncer.ErrIdentityChanged):
+		// Only the operator can fix these (reindex, upgrade, restore the setting): exit 2,
+		// which the unit's RestartPreventExitStatus keeps from becoming a restart loop.
 		return exitUsage
 	case batchapi.IsAuth(err):
 		return exitAuth

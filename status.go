@@ -151,6 +151,7 @@ type folderBoard struct {
 	passes         int64
 	rescanHints    int64
 	sy             *syncer.Syncer // for its retry queue; nil before the folder starts
+	kick           func()         // asks the folder's syncer for a full pass; nil before it starts
 	recent         []sample       // uploads within rateWindow, for the rate
 }
 
@@ -217,6 +218,23 @@ func describeFailure(ev syncer.Event) string {
 		return ev.Err.Error()
 	}
 	return ev.Path + ": " + ev.Err.Error()
+}
+
+// setKick sets how to ask the folder's syncer for a full pass (after approve-deletes).
+func (f *folderBoard) setKick(kick func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kick = kick
+}
+
+// rescan asks the folder's syncer for a full pass, if it runs.
+func (f *folderBoard) rescan() {
+	f.mu.Lock()
+	kick := f.kick
+	f.mu.Unlock()
+	if kick != nil {
+		kick()
+	}
 }
 
 func (f *folderBoard) setSyncer(s *syncer.Syncer) {
@@ -317,6 +335,12 @@ type folderReport struct {
 	ParkedTotal   int            `json:"parked_total"`
 	LastError     string         `json:"last_error,omitempty"`
 	LastErrorAt   *time.Time     `json:"last_error_at,omitempty"`
+	// DeletesBlocked is how many deletes the delete guard holds back until
+	// `cfimgsync approve-deletes`; DeletesDelayed how many removed files' images wait for
+	// delete_delay (delete_mode "delay"), the oldest gone since DelayedSince.
+	DeletesBlocked int        `json:"deletes_blocked"`
+	DeletesDelayed int        `json:"deletes_delayed"`
+	DelayedSince   *time.Time `json:"delayed_since,omitempty"`
 	// LastSync is the end of the last pass that finished without a folder-wide error
 	// (daemon), or the newest upload recorded in the index (offline).
 	LastSync *time.Time `json:"last_sync,omitempty"`
@@ -396,6 +420,15 @@ func indexReport(st *store.Store, name string) folderReport {
 	}
 	if m, ok, err := st.Folder(name).Meta(); err == nil && ok {
 		fr.Path = m.Root
+		fr.DeletesBlocked = m.DeletesBlocked
+	}
+	if gone, err := st.Folder(name).Gone(); err == nil {
+		fr.DeletesDelayed = len(gone)
+		for _, t := range gone {
+			if fr.DelayedSince == nil || t.Before(*fr.DelayedSince) {
+				fr.DelayedSince = &t
+			}
+		}
 	}
 	if !newest.IsZero() {
 		fr.LastSync = &newest
@@ -433,6 +466,7 @@ func listenStatus(path string, b *board, st *store.Store, logger *slog.Logger) (
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(b.report(st))
 	})
+	mux.HandleFunc("POST /approve-deletes", handleApprove(b, st))
 	mux.HandleFunc("GET /manifest", func(w http.ResponseWriter, r *http.Request) {
 		format := r.URL.Query().Get("format")
 		ents, err := manifestEntries(st, r.URL.Query().Get("folder"))
@@ -661,6 +695,17 @@ func printStatus(w io.Writer, r statusReport) {
 		}
 		if f.LastError != "" {
 			fmt.Fprintf(w, "  last error: %s\n", f.LastError)
+		}
+		if f.DeletesBlocked > 0 {
+			fmt.Fprintf(w, "  deletes held back: %d, over the delete guard's limit; if the files were removed on purpose, run `cfimgsync approve-deletes --folder %s`\n",
+				f.DeletesBlocked, f.Name)
+		}
+		if f.DeletesDelayed > 0 {
+			fmt.Fprintf(w, "  deletes delayed: %d removed files keep their images until delete_delay has passed", f.DeletesDelayed)
+			if f.DelayedSince != nil {
+				fmt.Fprintf(w, " (the first was removed %s)", f.DelayedSince.Local().Format(time.RFC3339))
+			}
+			fmt.Fprintln(w)
 		}
 		if f.ParkedTotal > 0 {
 			fmt.Fprintf(w, "  parked (%d, retried when the file changes):\n", f.ParkedTotal)

@@ -492,6 +492,9 @@ func (s *Syncer) deleteImage(ctx context.Context, p, id, reason string, after *s
 		return outcome{}, true
 	case batchapi.IsAuth(err):
 		return outcome{fatal: fmt.Errorf("get %s: %w", id, err)}, false
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		// Shutting down: nothing happened, and nothing about the file is known to be wrong.
+		return outcome{fail: &FileError{Path: p, Reason: "interrupted", Err: err}}, false
 	case err != nil:
 		return s.failKeep(p, fmt.Errorf("get %s before delete: %w", id, err)), false
 	case !s.isOwner(got):
@@ -502,9 +505,10 @@ func (s *Syncer) deleteImage(ctx context.Context, p, id, reason string, after *s
 		}
 		return outcome{fail: &FileError{Path: p, Reason: errForeign.Error(), Err: errForeign}}, false
 	}
-	if other := metaString(got.Meta, metaPath); after == nil && deletePath == p && other != "" && other != p {
+	if other := metaString(got.Meta, metaPath); after == nil && deletePath == p && other != "" && other != p && s.indexedAs(other, id) {
 		// The image now serves another file of ours with the same ID; only the record of
-		// the vanished one goes.
+		// the vanished one goes. (The metadata alone proves nothing: a rename patched
+		// under the auto scheme whose answer was lost leaves the new path in it too.)
 		s.log.Info("image kept: it serves another file with the same ID", "path", p, "id", id, "other", other)
 		if err := s.idx.Settle(0, nil, p); err != nil {
 			return outcome{fatal: err}, false
@@ -534,6 +538,13 @@ func (s *Syncer) deleteImage(ctx context.Context, p, id, reason string, after *s
 		return outcome{fatal: err}, false
 	}
 	return outcome{}, true
+}
+
+// indexedAs reports whether the index has p's record naming image id. An index error
+// counts as yes: keeping an image is the safe side.
+func (s *Syncer) indexedAs(p, id string) bool {
+	rec, ok, err := s.idx.Get(p)
+	return err != nil || ok && rec.ImageID == id
 }
 
 // failKeep records a failed call on p's record, keeping everything else in it, so the

@@ -85,7 +85,12 @@ func TestParseRetryAfter(t *testing.T) {
 		{"3", 3 * time.Second},
 		{"0", 0},
 		{"-5", 0},
-		{"1.5", 1500 * time.Millisecond},
+		{"1.5", 0}, // delay-seconds is digits only (RFC 9110)
+		{"1e10", 0},
+		{"NaN", 0},
+		{"Inf", 0},
+		{"86400", maxRetryAfter},
+		{"Thu, 01 Jan 2099 12:00:00 GMT", maxRetryAfter},
 		{"Thu, 01 Jan 2026 12:00:30 GMT", 30 * time.Second},
 		{"Thu, 01 Jan 2026 11:00:00 GMT", 0},
 		{"soon", 0},

@@ -327,6 +327,11 @@ func (c *Client) do(ctx context.Context, r *request) error {
 		}
 
 		if ctx.Err() != nil {
+			// Say why it stopped even when the last answer was an API error: callers test
+			// for context.Canceled to tell a shutdown from a failure.
+			if !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("%w (%w)", err, ctx.Err())
+			}
 			if !r.replayable && wrote {
 				c.stats.outcomeUnknown.Add(1)
 				return fmt.Errorf("%w: %w", err, ErrOutcomeUnknown)
@@ -493,6 +498,9 @@ func (c *Client) send(ctx context.Context, r *request, batch bool, tok Secret) (
 	case r.json != nil:
 		body = bytes.NewReader(r.json)
 	}
+	limit := c.attemptTimeout(r)
+	tctx, cancel := context.WithTimeoutCause(tctx, limit, errStalled)
+	defer cancel()
 	req, err := http.NewRequestWithContext(tctx, r.method, u, body)
 	if err != nil {
 		return false, &localError{fmt.Errorf("build request: %w", err)}
@@ -512,10 +520,33 @@ func (c *Client) send(ctx context.Context, r *request, batch bool, tok Secret) (
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.stats.request(r.op, 0)
-		return wroteFlag.Load() || !traced.Load(), err
+		return wroteFlag.Load() || !traced.Load(), stalledOr(ctx, tctx, limit, err)
 	}
 	c.stats.request(r.op, resp.StatusCode)
-	return true, c.readResponse(resp, r)
+	return true, stalledOr(ctx, tctx, limit, c.readResponse(resp, r))
+}
+
+// errStalled marks an attempt that ran out of its AttemptTimeout.
+var errStalled = errors.New("no complete answer in time")
+
+// attemptTimeout is Config.AttemptTimeout plus a second per 64 KiB of body, so a large
+// upload over a slow link is not cut off while it is still moving.
+func (c *Client) attemptTimeout(r *request) time.Duration {
+	d := c.cfg.AttemptTimeout
+	if r.form != nil {
+		d += time.Duration(r.form.length()/(64<<10)) * time.Second
+	}
+	return d
+}
+
+// stalledOr replaces err by a plain transient error when the attempt's own deadline (not
+// the caller's context) ended it: a context error would read as "the caller gave up" and
+// stop the retries.
+func stalledOr(parent, attempt context.Context, limit time.Duration, err error) error {
+	if err != nil && parent.Err() == nil && errors.Is(context.Cause(attempt), errStalled) {
+		return fmt.Errorf("%w after %v", errStalled, limit)
+	}
+	return err
 }
 
 // readResponse turns an answer into nil (result decoded into r.out) or an *APIError. The

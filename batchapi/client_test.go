@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -670,18 +671,14 @@ func TestGlobalBudgetRespected(t *testing.T) {
 
 func TestContextEnds(t *testing.T) {
 	t.Run("during retry-after wait", func(t *testing.T) {
-		e := newEnv(t, emulator.Options{}, batchapi.Config{MaxRetryWait: time.Hour, RetryBaseDelay: time.Millisecond})
-		e.emu.FailNext(emulator.RouteGet, 1, http.StatusServiceUnavailable)
 		ctx, cancel := context.WithCancel(t.Context())
-		cfgRetried := make(chan struct{})
-		go func() {
-			// Cancel once the client is waiting: the 503 carries Retry-After: 1.
-			defer close(cfgRetried)
-			defer cancel()
-			waitFor(t, "the first get", func() bool { return e.emu.Calls()[emulator.RouteGet] == 1 })
-		}()
+		defer cancel()
+		// Cancel once the client has decided to wait: the 503 carries Retry-After: 1. The
+		// retry hook runs just before the wait, so there is no race with the answer.
+		e := newEnv(t, emulator.Options{}, batchapi.Config{MaxRetryWait: time.Hour, RetryBaseDelay: time.Millisecond,
+			OnRetry: func(string, int, error, time.Duration) { cancel() }})
+		e.emu.FailNext(emulator.RouteGet, 1, http.StatusServiceUnavailable)
 		_, err := e.client.Get(ctx, "x.png")
-		<-cfgRetried
 		if !errors.Is(err, context.Canceled) || batchapi.IsTransient(err) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
@@ -695,13 +692,13 @@ func TestContextEnds(t *testing.T) {
 		if _, err := e.client.Get(t.Context(), "warm.png"); !batchapi.IsNotFound(err) {
 			t.Fatal(err)
 		}
-		// Long enough to cancel inside, short enough for Close: the emulator waits before it
-		// reads the body, so it does not notice the client leaving and Close waits it out.
-		e.emu.SetLatency(time.Second)
+		// The emulator stores the upload, then holds the answer back for the latency: the
+		// client gives up in between, so the upload happened but its outcome is unknown.
+		e.emu.SetLatency(time.Hour)
 		ctx, cancel := context.WithCancel(t.Context())
 		go func() {
 			defer cancel()
-			waitFor(t, "the upload to arrive", func() bool { return e.emu.Calls()[emulator.RouteUpload] == 1 })
+			waitFor(t, "the upload to be stored", func() bool { return len(e.emu.Images()) == 1 })
 		}()
 		_, err := e.client.Upload(ctx, uploadReq(t, "", 1))
 		if !errors.Is(err, batchapi.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
@@ -809,5 +806,40 @@ func TestNoTokenInAnyOutput(t *testing.T) {
 	mustNotContainSecrets(t, "stats", fmtStats(e.client.Stats()), secrets)
 	if e.logs.String() == "" {
 		t.Error("no log output was produced, so the log check proved nothing")
+	}
+}
+
+// TestStalledAnswerIsCutOff: a server (or proxy) that sends headers and then stops must not
+// hold a call forever; the attempt ends after AttemptTimeout as a transient failure.
+func TestStalledAnswerIsCutOff(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/batch_token") {
+			io.WriteString(w, `{"success":true,"errors":[],"messages":[],"result":{"token":"tok","expiresAt":"2099-01-01T00:00:00Z"}}`)
+			return
+		}
+		w.Header().Set("Content-Length", "1000")
+		io.WriteString(w, `{"success":true,"result":{"id":`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	var attempts atomic.Int64
+	c, err := batchapi.New(batchapi.Config{AccountID: "a", APIToken: "t", APIURL: srv.URL, BatchURL: srv.URL,
+		AttemptTimeout: 100 * time.Millisecond, MaxAttempts: 2, RetryBaseDelay: time.Millisecond,
+		OnRetry: func(string, int, error, time.Duration) { attempts.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(t.Context(), "x.png")
+	if err == nil || !batchapi.IsTransient(err) || !strings.Contains(err.Error(), "no complete answer") {
+		t.Fatalf("err = %v, want a transient 'no complete answer' error", err)
+	}
+	if attempts.Load() != 1 {
+		t.Errorf("%d retries, want 1 (MaxAttempts 2)", attempts.Load())
 	}
 }

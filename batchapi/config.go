@@ -21,6 +21,7 @@ const (
 	DefaultMaxAttempts    = 8
 	DefaultRetryBaseDelay = 250 * time.Millisecond
 	DefaultRetryMaxDelay  = 30 * time.Second
+	DefaultAttemptTimeout = time.Minute
 )
 
 // Config configures a Client. The zero value of each field means its default.
@@ -53,6 +54,13 @@ type Config struct {
 	// a 429 puts on a token. 0 means no cap: Retry-After is honoured in full. Tests set it low
 	// because servers send Retry-After in whole seconds.
 	MaxRetryWait time.Duration
+
+	// AttemptTimeout bounds one attempt, from sending the request to reading the whole
+	// answer, plus one second per 64 KiB of request body (default 1 minute). A server or
+	// proxy that sends headers and then stalls would otherwise hold a worker forever. An
+	// attempt that runs out is a transient network failure (for an upload without custom
+	// ID: an unknown outcome).
+	AttemptTimeout time.Duration
 
 	// HTTPClient is used for every request. Default: a transport tuned for many concurrent
 	// requests to one host. Redirects are never followed, whichever client is given, so the
@@ -104,6 +112,9 @@ func (cfg *Config) fill() error {
 	}
 	if cfg.RetryMaxDelay < cfg.RetryBaseDelay {
 		cfg.RetryMaxDelay = cfg.RetryBaseDelay
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -19,6 +19,7 @@ var ErrOutcomeUnknown = errors.New("outcome unknown: the upload may have been st
 const (
 	codeThrottled      = 971   // global API rate limit
 	codeAuth           = 10000 // authentication error (bad or wrong-host token)
+	codeNotAuthorized  = 5403  // account not valid or not authorized for Images
 	codeNotFound       = 5404
 	codeAlreadyExists  = 5409
 	codeSlowUpload     = 5408
@@ -145,12 +146,26 @@ func IsAlreadyExists(err error) bool {
 	return ok && (ae.StatusCode == http.StatusConflict || ae.hasCode(codeAlreadyExists))
 }
 
-// IsAuth reports whether err is an authentication or permission failure (401, 403 or code
-// 10000). After the client's own token refresh it is permanent: fix the credentials.
+// IsAuth reports whether err is an authentication or permission failure: code 10000 or
+// 5403, a 401, or a 403 that carries no other Cloudflare code. A 403 with another code is
+// about something else (5453: the account's image quota is full; 103: the batch host does
+// not serve the route) and must not make a caller drop its credentials or stop everything.
+// After the client's own token refresh it is permanent: fix the credentials.
 func IsAuth(err error) bool {
 	ae, ok := asAPIError(err)
-	return ok && (ae.StatusCode == http.StatusUnauthorized ||
-		ae.StatusCode == http.StatusForbidden || ae.hasCode(codeAuth))
+	if !ok {
+		return false
+	}
+	if ae.hasCode(codeAuth) || ae.hasCode(codeNotAuthorized) {
+		return true
+	}
+	switch ae.StatusCode {
+	case http.StatusUnauthorized:
+		return true
+	case http.StatusForbidden:
+		return len(ae.Errors) == 0
+	}
+	return false
 }
 
 // IsTransient reports whether the same call may succeed later: network errors, 408, 429,
@@ -199,16 +214,20 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(secs * float64(time.Second))
+	// RFC 9110: delay-seconds is digits only. Anything else ("1e10", "NaN", "-5") is
+	// ignored rather than read as centuries, and any value is capped: one bad header must
+	// not stop a token for good.
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return min(time.Duration(secs)*time.Second, maxRetryAfter)
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, maxRetryAfter)
 		}
 	}
 	return 0
 }
+
+// maxRetryAfter caps a server's Retry-After: the global limit's whole window (5 minutes)
+// is the longest wait the reference describes; twice that leaves room.
+const maxRetryAfter = 10 * time.Minute

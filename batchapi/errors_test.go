@@ -103,7 +103,20 @@ func TestReadResponseErrors(t *testing.T) {
 			name:   "bare forbidden endpoint",
 			status: 403,
 			body:   `{"code":"103","message":"forbidden endpoint"}`,
-			want:   want{status: 403, codes: []int{103}, forbidden: true, auth: true, permanent: true, text: "403 Forbidden: 103 forbidden endpoint"},
+			want:   want{status: 403, codes: []int{103}, forbidden: true, permanent: true, text: "403 Forbidden: 103 forbidden endpoint"},
+		},
+		{
+			// A full image quota is not a credentials problem: the daemon must not stop.
+			name:   "quota full",
+			status: 403,
+			body:   `{"success":false,"errors":[{"code":5453,"message":"The given account has reached a service limit (0)."}],"messages":[],"result":null}`,
+			want:   want{status: 403, codes: []int{5453}, permanent: true, text: "403 Forbidden: 5453 The given account has reached a service limit (0)."},
+		},
+		{
+			name:   "images not enabled",
+			status: 403,
+			body:   `{"success":false,"errors":[{"code":5403,"message":"The given account is not valid or is not authorized to access this service"}],"messages":[],"result":null}`,
+			want:   want{status: 403, codes: []int{5403}, auth: true, permanent: true, text: "403 Forbidden: 5403 The given account is not valid or is not authorized to access this service"},
 		},
 		{
 			name:   "bare forbidden endpoint with status 200",

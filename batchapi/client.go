@@ -198,6 +198,7 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 func (c *Client) List(ctx context.Context, opts ListOptions) iter.Seq2[Image, error] {
 	return func(yield func(Image, error) bool) {
 		cursor := ""
+		seen := map[string]bool{} // a server cycling A→B→A would otherwise loop forever
 		for {
 			q := url.Values{}
 			if opts.PerPage > 0 {
@@ -225,11 +226,12 @@ func (c *Client) List(ctx context.Context, opts ListOptions) iter.Seq2[Image, er
 			if page.ContinuationToken == nil || *page.ContinuationToken == "" {
 				return
 			}
-			if *page.ContinuationToken == cursor {
-				yield(Image{}, errors.New("batchapi: list: server repeated the continuation token"))
+			if seen[*page.ContinuationToken] {
+				yield(Image{}, errors.New("batchapi: list: server repeated a continuation token"))
 				return
 			}
 			cursor = *page.ContinuationToken
+			seen[cursor] = true
 		}
 	}
 }

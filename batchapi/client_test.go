@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -841,5 +842,35 @@ func TestStalledAnswerIsCutOff(t *testing.T) {
 	}
 	if attempts.Load() != 1 {
 		t.Errorf("%d retries, want 1 (MaxAttempts 2)", attempts.Load())
+	}
+}
+
+// TestListStopsOnCursorCycle: a server whose continuation tokens cycle (A→B→A) must not
+// keep a caller listing forever.
+func TestListStopsOnCursorCycle(t *testing.T) {
+	var pages atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/batch_token") {
+			io.WriteString(w, `{"success":true,"errors":[],"messages":[],"result":{"token":"tok","expiresAt":"2099-01-01T00:00:00Z"}}`)
+			return
+		}
+		pages.Add(1)
+		next := map[string]string{"": "A", "A": "B", "B": "A"}[r.URL.Query().Get("continuation_token")]
+		fmt.Fprintf(w, `{"success":true,"errors":[],"messages":[],"result":{"images":[],"continuation_token":%q}}`, next)
+	}))
+	defer srv.Close()
+	c, err := batchapi.New(batchapi.Config{AccountID: "a", APIToken: "t", APIURL: srv.URL, BatchURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	for _, err := range c.List(t.Context(), batchapi.ListOptions{}) {
+		last = err
+	}
+	if last == nil || !strings.Contains(last.Error(), "repeated a continuation token") {
+		t.Fatalf("last = %v, want a repeated-token error", last)
+	}
+	if n := pages.Load(); n != 3 {
+		t.Errorf("%d pages fetched, want 3", n)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"

@@ -43,9 +43,10 @@
 //     second's worth). Over it: 429, envelope code 971, Retry-After = whole seconds until
 //     the bucket has room (at least 1). The batch host's real 429 body is undocumented.
 //   - Global host: GlobalBudget requests per GlobalWindow per API token, as a fixed window
-//     that opens with the first request. Once spent, every global call answers 429/971
-//     with Retry-After = the seconds left in the window (rounded up), which models "all
-//     calls blocked for the rest of the window". Minting a batch token counts; batch-host
+//     that opens with the first request. The request that exceeds it blocks every
+//     global call for a whole GlobalWindow from that moment (the reference: "exceeding
+//     blocks all calls for the next 5 minutes"): 429/971 with Retry-After = the seconds
+//     left in the block (rounded up). Minting a batch token counts; batch-host
 //     calls do not. Refused calls count only as "throttled".
 //   - Batch token lifetime: TokenTTL (default 15 minutes). Tokens are JWTs like the docs'
 //     sample (kid "batch", sub = account hash, exp = expiresAt); expiresAt is RFC 3339
@@ -80,7 +81,7 @@
 //   - An empty id field means no custom ID. Custom ID rules, applied to v1 upload and
 //     direct upload alike (the reference states some only for direct upload): at most
 //     1024 characters (runes), valid UTF-8, no leading or trailing "/", not UUID-shaped
-//     (8-4-4-4-12 hex), no "." or ".." segment, no control characters, and a last
+//     (8-4-4-4-12 hex), no "." or ".." segment (it could not round-trip in a URL), and a last
 //     segment with no extension or one of jpg jpeg png gif webp svg heic heif avif (any
 //     case). Otherwise 400/5411.
 //   - requireSignedURLs=true with a custom ID: 400/5400 (upload, direct upload, PATCH).

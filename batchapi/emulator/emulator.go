@@ -88,8 +88,9 @@ type batchToken struct {
 }
 
 type globalWindow struct {
-	start time.Time
-	count int
+	start   time.Time
+	count   int
+	blocked time.Time // when set, every call is refused until then
 }
 
 type failRule struct {
@@ -380,9 +381,10 @@ func isHex32(s string) bool {
 
 // ---- rate limits and tokens ----
 
-// globalAllow spends one request of the API token's budget. The budget is a fixed window
-// that opens with the first request; once it is spent, every call is refused until the
-// window ends, as the real API blocks all calls after the limit is exceeded.
+// globalAllow spends one request of the API token's budget: GlobalBudget requests per
+// fixed window that opens with the first request. A request over the budget blocks every
+// call for a whole GlobalWindow from that moment, as the reference says the real API does
+// ("exceeding blocks all calls for the next 5 minutes").
 func (e *Emulator) globalAllow(tok string) (retryAfter int, ok bool) {
 	if e.opts.GlobalBudget < 0 {
 		return 0, true
@@ -391,12 +393,16 @@ func (e *Emulator) globalAllow(tok string) (retryAfter int, ok bool) {
 	e.ctl.Lock()
 	defer e.ctl.Unlock()
 	win := e.windows[tok]
-	if win == nil || !now.Before(win.start.Add(e.opts.GlobalWindow)) {
+	switch {
+	case win != nil && now.Before(win.blocked):
+		return retrySeconds(win.blocked.Sub(now)), false
+	case win == nil || !win.blocked.IsZero() || !now.Before(win.start.Add(e.opts.GlobalWindow)):
 		win = &globalWindow{start: now}
 		e.windows[tok] = win
 	}
 	if win.count >= e.opts.GlobalBudget {
-		return retrySeconds(win.start.Add(e.opts.GlobalWindow).Sub(now)), false
+		win.blocked = now.Add(e.opts.GlobalWindow)
+		return retrySeconds(e.opts.GlobalWindow), false
 	}
 	win.count++
 	return 0, true

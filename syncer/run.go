@@ -88,6 +88,9 @@ type loop struct {
 	retries     map[string]*retryState
 	timer       *time.Timer
 	unavailable bool // the folder was unavailable at the last pass
+	// delayDue is when the first delayed delete (delete mode "delay") falls due; a full
+	// pass then makes it.
+	delayDue time.Time
 }
 
 type retryState struct {
@@ -109,6 +112,9 @@ func (l *loop) hint(b watcher.Batch) {
 
 // due moves retries whose time has come into the next pass.
 func (l *loop) due(now time.Time) {
+	if !l.delayDue.IsZero() && !l.delayDue.After(now) {
+		l.full, l.delayDue = true, time.Time{}
+	}
 	for p, r := range l.retries {
 		if r.due.After(now) {
 			continue
@@ -125,6 +131,9 @@ func (l *loop) due(now time.Time) {
 // arm sets the timer to the earliest retry not yet handed to a pass.
 func (l *loop) arm() {
 	var next time.Time
+	if !l.full {
+		next = l.delayDue
+	}
 	for p, r := range l.retries {
 		if l.full || (p != fullRetryKey && l.paths[p]) {
 			continue
@@ -201,6 +210,7 @@ func (l *loop) pass(ctx context.Context) error {
 			l.retries[p] = &retryState{due: now.Add(min(s.cfg.RetryBackoff, requeueDelay))}
 		}
 	}
+	l.delayDue = s.nextDelayedDue(now)
 	l.arm()
 	s.setRetries(l.retries)
 	return nil

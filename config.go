@@ -67,6 +67,7 @@ type fileFolder struct {
 	Name           string         `toml:"name"`
 	Prefix         string         `toml:"prefix"`
 	IDScheme       string         `toml:"id_scheme"`
+	VersionedGrace string         `toml:"versioned_grace"`
 	Ignore         []string       `toml:"ignore"`
 	DeleteMode     string         `toml:"delete_mode"`
 	DeleteDelay    string         `toml:"delete_delay"`
@@ -99,6 +100,7 @@ type folderConfig struct {
 	path           string
 	prefix         string
 	idScheme       string
+	versionedGrace time.Duration
 	ignore         []string
 	deleteMode     string
 	deleteDelay    time.Duration
@@ -466,19 +468,25 @@ func (r *resolver) folder(i int, ff fileFolder, names map[string]int) folderConf
 	if strings.HasPrefix(f.prefix, "/") || !utf8.ValidString(f.prefix) {
 		r.fail(k("prefix"), "%q must be valid UTF-8 and must not start with \"/\" (image IDs cannot)", f.prefix)
 	}
+	known := true
 	switch f.idScheme {
 	case "":
 		f.idScheme = "path"
-	case "path":
-	case "versioned", "auto":
-		r.fail(k("id_scheme"), "%q is not supported yet; only \"path\" is", f.idScheme)
+	case "path", "versioned", "auto":
 	default:
-		r.fail(k("id_scheme"), "%q is not an ID scheme (only \"path\" is supported)", f.idScheme)
+		known = false
+		r.fail(k("id_scheme"), "%q is not an ID scheme (one of path, versioned, auto)", f.idScheme)
 	}
-	if f.idScheme == "path" {
-		if _, err := syncer.NewIDScheme(f.idScheme, f.prefix); err != nil {
-			r.fail(k("prefix"), "%v", err)
+	if _, err := syncer.NewIDScheme(f.idScheme, f.prefix); known && err != nil {
+		key := "prefix"
+		if f.idScheme == "auto" {
+			key = "id_scheme"
 		}
+		r.fail(k(key), "%v", err)
+	}
+	f.versionedGrace = r.duration(k("versioned_grace"), ff.VersionedGrace, 0, 0)
+	if ff.VersionedGrace != "" && f.idScheme != "versioned" {
+		r.fail(k("versioned_grace"), "applies only to id_scheme = \"versioned\" (the folder's scheme is %q)", f.idScheme)
 	}
 	if _, err := watcher.NewMatcher(f.ignore); err != nil {
 		r.fail(k("ignore"), "%v", err)
@@ -678,6 +686,7 @@ func (f folderConfig) syncerConfig(c *config) (syncer.Config, error) {
 		Root:           f.path,
 		Prefix:         f.prefix,
 		IDScheme:       f.idScheme,
+		VersionedGrace: f.versionedGrace,
 		StaticMetadata: f.metadata,
 		Ignore:         m,
 		Concurrency:    c.concurrency,

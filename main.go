@@ -210,6 +210,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // syncOptions are the flags of `sync` and `demo`.
 type syncOptions struct {
 	dir, state, prefix string
+	idScheme           string
 	settle             time.Duration
 	once, dryRun       bool
 }
@@ -221,6 +222,7 @@ func (c cli) sync(ctx context.Context, args []string) error {
 	fs.StringVar(&o.dir, "dir", "", "folder to mirror (required without --config; replaces the config's folders)")
 	fs.StringVar(&o.state, "state", "", "index file (default: the config's, else $CFIMGSYNC_STATE or the XDG state dir)")
 	fs.StringVar(&o.prefix, "prefix", "", "prefix for every image ID, e.g. \"site/\"")
+	fs.StringVar(&o.idScheme, "id-scheme", "", "how files map to image IDs: path, versioned or auto (default: the config's, else path)")
 	fs.DurationVar(&o.settle, "settle", defaultSettle, "quiet time before a changed file is synced")
 	fs.BoolVar(&o.once, "once", false, "one full reconcile, then exit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
@@ -301,6 +303,14 @@ func syncConfig(configPath string, o syncOptions, set map[string]bool, getenv fu
 		}
 		if set["settle"] {
 			cfg.folders[i].settle = o.settle
+		}
+		if set["id-scheme"] {
+			cfg.folders[i].idScheme = o.idScheme
+		}
+		if set["id-scheme"] || set["prefix"] {
+			if _, err := syncer.NewIDScheme(cfg.folders[i].idScheme, cfg.folders[i].prefix); err != nil {
+				return nil, usageError{"sync: " + err.Error()}
+			}
 		}
 	}
 	if set["state"] {

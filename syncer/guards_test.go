@@ -405,3 +405,63 @@ func TestRunDeletesWhenTheDelayEnds(t *testing.T) {
 	r.stop(t)
 	e.wantImage("b.png", "b.png", pngBytes(2))
 }
+
+// TestSyncScanErrorHoldsDeletes: a directory that cannot be listed makes the whole pass
+// delete nothing, not only what is under it.
+func TestSyncScanErrorHoldsDeletes(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads a directory whatever its mode; TestDeletePolicy covers the rule")
+	}
+	e := newEnv(t)
+	e.write("locked/a.png", pngBytes(1))
+	e.write("b.png", pngBytes(2))
+	e.write("c.png", pngBytes(3))
+	e.syncOnce()
+	if err := os.Chmod(e.abs("locked"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(e.abs("locked"), 0o755) })
+	e.remove("b.png")
+	sum, err := e.syncer().SyncOnce(context.Background())
+	if err != nil || sum.Deleted != 0 || sum.Failed == 0 {
+		t.Fatalf("summary %+v, %v", sum, err)
+	}
+	e.wantImage("b.png", "b.png", pngBytes(2))
+	if err := os.Chmod(e.abs("locked"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if sum := e.syncOnce(); sum.Deleted != 1 {
+		t.Fatalf("clean pass: %+v", sum)
+	}
+}
+
+// TestSyncReadOnlyRoot: a root the daemon may only read gets no marker; syncing works,
+// deletes rest on the filesystem check, and nothing claims a marker that is not there.
+func TestSyncReadOnlyRoot(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes a directory whatever its mode; TestSyncMarkerNeverCreated covers the rule")
+	}
+	e := newEnv(t)
+	e.write("a.png", pngBytes(1))
+	e.write("b.png", pngBytes(2))
+	if err := os.Chmod(e.root, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(e.root, 0o755) })
+	if sum := e.syncOnce(); sum.Uploaded != 2 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if m, _, _ := e.st.Folder("default").Meta(); m.MarkerCreated {
+		t.Fatal("MarkerCreated without a marker")
+	}
+	if err := os.Chmod(e.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.remove("a.png")
+	if err := os.Chmod(e.root, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if sum := e.syncOnce(); sum.Deleted != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+}

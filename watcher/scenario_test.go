@@ -25,6 +25,7 @@ import (
 //	expect REL...         wait until each path was reported exactly
 //	covered REL...        wait until each path, or a directory above it, was reported
 //	never REL...          after a barrier, no path at or below these was reported
+//	rescan                wait until a Rescan was reported
 //	norescan              no Rescan was reported
 //	clear                 forget what was reported so far
 //
@@ -148,6 +149,9 @@ func runScenario(t *testing.T, script string) {
 			need(1)
 			watching()
 			h.neverSeen(args...)
+		case "rescan":
+			watching()
+			h.waitFor(line, func() bool { return h.rescans > 0 })
 		case "norescan":
 			watching()
 			if h.rescans != 0 {

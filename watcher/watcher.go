@@ -462,6 +462,18 @@ func (t *tree) event(ctx context.Context, ev fsnotify.Event) {
 		}
 		if wasDir {
 			t.unwatch(rel)
+			if ev.Has(fsnotify.Rename) {
+				// A directory renamed within the folder shows up as Rename (old name) and
+				// Create (new name), each settling on its own. Handing on the parent keeps
+				// both halves in one batch, so the syncer sees a move of the subtree rather
+				// than a mass delete (which would trip its delete guard) and a re-upload.
+				if p := parentDir(rel); p != "" {
+					t.emit(change{rel: p})
+				} else {
+					t.emit(change{rescan: true})
+				}
+				return
+			}
 		}
 		t.emit(change{rel: rel})
 		return

@@ -506,6 +506,12 @@ func printPlan(w io.Writer, p syncer.Plan) error {
 	for _, f := range p.ScanErrors {
 		fmt.Fprintf(w, "%-8s %s: %s\n", "unread", f.Path, f.Reason)
 	}
+	for _, d := range p.Delayed {
+		fmt.Fprintf(w, "%-8s %s: file removed; image kept until %s (delete_delay)\n", "delayed", d.Path, d.Due.Local().Format(time.RFC3339))
+	}
+	if p.HeldDeletes > 0 {
+		fmt.Fprintf(w, "deletes would not run: %d held back because some directories could not be read\n", p.HeldDeletes)
+	}
 	fmt.Fprintf(w, "plan: %d operation(s), %d unchanged, %d skipped, %d refused, %d parked (dry run: nothing changed)\n",
 		len(p.Ops), p.Unchanged, len(p.Skipped), len(p.Failed), len(p.Parked))
 	if p.Guard != nil {

@@ -19,20 +19,20 @@ import (
 	"github.com/cfimgsync/cfimgsync/watcher"
 )
 
-// logBuffer is a concurrency-safe sink for a JSON slog handler.
-type logBuffer struct {
+// auditLogBuffer is a concurrency-safe sink for a JSON slog handler.
+type auditLogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
+func (b *auditLogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
 // lines returns the log records whose msg is msg.
-func (b *logBuffer) lines(msg string) []map[string]any {
+func (b *auditLogBuffer) lines(msg string) []map[string]any {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []map[string]any
@@ -192,7 +192,7 @@ func TestSyncAuditLogPerDelete(t *testing.T) {
 	e.syncOnce()
 	e.remove("d/0.png")
 	e.remove("d/1.png")
-	var logs logBuffer
+	var logs auditLogBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
 	if sum := e.syncOnce(func(c *Config) { c.Logger = logger }); sum.Deleted != 2 {
 		t.Fatalf("summary %+v", sum)

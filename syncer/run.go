@@ -73,6 +73,13 @@ func (s *Syncer) Run(ctx context.Context, hints <-chan watcher.Batch) error {
 			l.hint(b)
 		case <-rescan.C:
 			l.full = true
+		case req := <-s.verifies:
+			rep, err := s.Verify(ctx, req.prune)
+			req.reply <- verifyReply{rep, err}
+			if len(rep.Missing)+len(rep.Mismatched) > 0 {
+				// The pass that uploads them again.
+				l.full = true
+			}
 		case <-l.timer.C:
 			l.due(time.Now())
 		}

@@ -83,6 +83,9 @@ type Syncer struct {
 
 	statusMu sync.Mutex // guards status, which Status reads from other goroutines
 	status   Status
+
+	// verifies carries VerifyNow's requests into Run, which serves them between passes.
+	verifies chan verifyRequest
 }
 
 // New returns a Syncer for cfg over the folder's index and remote. It does no I/O: the
@@ -104,12 +107,13 @@ func New(cfg Config, idx *store.Folder, remote Remote) (*Syncer, error) {
 		return nil, fmt.Errorf("syncer config: static metadata: %w", err)
 	}
 	return &Syncer{
-		cfg:    cfg,
-		idx:    idx,
-		remote: remote,
-		scheme: scheme,
-		log:    cfg.Logger.With("folder", cfg.FolderName),
-		owners: []string{cfg.OwnerTag},
+		cfg:      cfg,
+		idx:      idx,
+		remote:   remote,
+		scheme:   scheme,
+		log:      cfg.Logger.With("folder", cfg.FolderName),
+		owners:   []string{cfg.OwnerTag},
+		verifies: make(chan verifyRequest),
 	}, nil
 }
 

@@ -291,3 +291,37 @@ func matchImage(cands []batchapi.Image, byID map[string]batchapi.Image, id, sum 
 	}
 	return batchapi.Image{}, false
 }
+
+// ErrNotRunning is returned by VerifyNow when Run is not running.
+var ErrNotRunning = errors.New("the folder is not being synced (its syncer does not run)")
+
+type verifyRequest struct {
+	prune bool
+	reply chan verifyReply
+}
+
+type verifyReply struct {
+	rep VerifyReport
+	err error
+}
+
+// VerifyNow is Verify for a Syncer whose Run is going: Run does it between two passes, so it
+// never races a pass, and follows with a full pass when images are to be uploaded again.
+// It may be called from any goroutine; it waits for the pass in progress to end.
+func (s *Syncer) VerifyNow(ctx context.Context, prune bool) (VerifyReport, error) {
+	if !s.Status().Running {
+		return VerifyReport{}, ErrNotRunning
+	}
+	req := verifyRequest{prune: prune, reply: make(chan verifyReply, 1)}
+	select {
+	case s.verifies <- req:
+	case <-ctx.Done():
+		return VerifyReport{}, ctx.Err()
+	}
+	select {
+	case r := <-req.reply:
+		return r.rep, r.err
+	case <-ctx.Done():
+		return VerifyReport{}, ctx.Err()
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/cfimgsync/cfimgsync/batchapi"
 	"github.com/cfimgsync/cfimgsync/batchapi/emulator"
 	"github.com/cfimgsync/cfimgsync/store"
+	"github.com/cfimgsync/cfimgsync/watcher"
 )
 
 // uploadAs puts an image under id with the given creator, behind the syncer's back.
@@ -154,4 +155,25 @@ func TestReindexStaleMetadata(t *testing.T) {
 	if sum, err := s.SyncOnce(context.Background()); err != nil || sum.Updated != 1 || sum.Uploaded != 0 {
 		t.Fatalf("%+v, %v", sum, err)
 	}
+}
+
+func TestRunVerifyNow(t *testing.T) {
+	e := newEnv(t)
+	e.write("a.png", pngBytes(1))
+	e.write("b.png", pngBytes(2))
+	idle := e.syncer()
+	if _, err := idle.VerifyNow(context.Background(), false); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("VerifyNow without Run: %v", err)
+	}
+	hints := make(chan watcher.Batch)
+	r := startRun(t, e, hints)
+	eventually(t, "both uploaded", func() bool { return e.imageCount() == 2 })
+	if err := e.client.Delete(context.Background(), "a.png"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.s.VerifyNow(context.Background(), false)
+	if err != nil || !reflect.DeepEqual(rep.Missing, []string{"a.png"}) {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	eventually(t, "a.png uploaded again", func() bool { return e.hasContent("a.png", pngBytes(1)) })
 }

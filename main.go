@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -158,12 +159,16 @@ func exitCode(ctx context.Context, err error) int {
 	var ce *configError
 	var ces configErrors
 	var insecure *insecureTokenError
+	var refused *daemonAnswerError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &ces), errors.As(err, &insecure):
+		return exitUsage
+	case errors.As(err, &refused) && refused.status == http.StatusNotFound:
+		// The daemon knows no such folder: a mistake on the command line.
 		return exitUsage
 	case errors.Is(err, store.ErrCorrupt), errors.Is(err, store.ErrSchema), errors.Is(err, syncer.ErrIdentityChanged):
 		// Only the operator can fix these (reindex, upgrade, restore the setting): exit 2,
@@ -470,9 +475,9 @@ func progressPrinter(w io.Writer) func(syncer.Event) {
 	return func(ev syncer.Event) {
 		switch ev.Kind {
 		case "upload", "replace", "delete":
-			fmt.Fprintf(w, "%-8s %s\n", ev.Kind, ev.Path)
+			fmt.Fprintf(w, "%-8s %s\n", ev.Kind, shown(ev.Path))
 		case "skip", "fail":
-			fmt.Fprintf(w, "%-8s %s: %v\n", ev.Kind, ev.Path, ev.Err)
+			fmt.Fprintf(w, "%-8s %s: %s\n", ev.Kind, shown(ev.Path), shownErr(ev.Err))
 		}
 	}
 }
@@ -485,7 +490,7 @@ func printSummary(w io.Writer, s syncer.Summary) {
 // printPlan writes the dry run: one line per operation, then what is left alone and why.
 func printPlan(w io.Writer, p syncer.Plan) error {
 	for _, op := range p.Ops {
-		line := fmt.Sprintf("%-8s %s", op.Kind, op.Path)
+		line := fmt.Sprintf("%-8s %s", op.Kind, shown(op.Path))
 		if op.OldPath != "" {
 			line += " (from " + op.OldPath + ")"
 		}
@@ -495,19 +500,19 @@ func printPlan(w io.Writer, p syncer.Plan) error {
 		fmt.Fprintln(w, line)
 	}
 	for _, s := range p.Skipped {
-		fmt.Fprintf(w, "%-8s %s: %s\n", "skip", s.Path, s.Reason)
+		fmt.Fprintf(w, "%-8s %s: %s\n", "skip", shown(s.Path), shown(s.Reason))
 	}
 	for _, f := range p.Failed {
-		fmt.Fprintf(w, "%-8s %s: %s\n", "refuse", f.Path, f.Reason)
+		fmt.Fprintf(w, "%-8s %s: %s\n", "refuse", shown(f.Path), shown(f.Reason))
 	}
 	for _, f := range p.Parked {
-		fmt.Fprintf(w, "%-8s %s: %s\n", "parked", f.Path, f.Reason)
+		fmt.Fprintf(w, "%-8s %s: %s\n", "parked", shown(f.Path), shown(f.Reason))
 	}
 	for _, f := range p.ScanErrors {
-		fmt.Fprintf(w, "%-8s %s: %s\n", "unread", f.Path, f.Reason)
+		fmt.Fprintf(w, "%-8s %s: %s\n", "unread", shown(f.Path), shown(f.Reason))
 	}
 	for _, d := range p.Delayed {
-		fmt.Fprintf(w, "%-8s %s: file removed; image kept until %s (delete_delay)\n", "delayed", d.Path, d.Due.Local().Format(time.RFC3339))
+		fmt.Fprintf(w, "%-8s %s: file removed; image kept until %s (delete_delay)\n", "delayed", shown(d.Path), d.Due.Local().Format(time.RFC3339))
 	}
 	if p.HeldDeletes > 0 {
 		fmt.Fprintf(w, "deletes would not run: %d held back because some directories could not be read\n", p.HeldDeletes)
@@ -586,7 +591,7 @@ func listIndex(w io.Writer, f *store.Folder, asJSON bool) error {
 		if e.Error != "" {
 			url = e.Error
 		}
-		_, err := fmt.Fprintf(w, "%-7s %s\t%s\n", e.State, e.Path, url)
+		_, err := fmt.Fprintf(w, "%-7s %s\t%s\n", e.State, shown(e.Path), shown(url))
 		return err
 	})
 }

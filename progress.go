@@ -64,7 +64,7 @@ func (p *progressBar) event(ev syncer.Event) {
 		p.doneFiles++
 		// A failure is worth a line of its own that stays on screen.
 		p.clearLocked()
-		fmt.Fprintf(p.w, "%-8s %s: %v\n", ev.Kind, ev.Path, ev.Err)
+		fmt.Fprintf(p.w, "%-8s %s: %s\n", ev.Kind, shown(ev.Path), shownErr(ev.Err))
 		p.drawn = time.Time{}
 	case syncer.EventDone:
 		p.clearLocked()

@@ -467,6 +467,7 @@ func listenStatus(path string, b *board, st *store.Store, logger *slog.Logger) (
 		_ = json.NewEncoder(w).Encode(b.report(st))
 	})
 	mux.HandleFunc("POST /approve-deletes", handleApprove(b, st))
+	mux.HandleFunc("POST /verify", handleVerify(b))
 	mux.HandleFunc("GET /manifest", func(w http.ResponseWriter, r *http.Request) {
 		format := r.URL.Query().Get("format")
 		ents, err := manifestEntries(st, r.URL.Query().Get("folder"))
@@ -682,7 +683,7 @@ func printStatus(w io.Writer, r statusReport) {
 			if f.RetryingTotal > 0 {
 				fmt.Fprintf(w, "  retrying (%d):\n", f.RetryingTotal)
 				for _, rt := range f.Retrying {
-					fmt.Fprintf(w, "    %s: attempt %d, next in %s\n", rt.Path, rt.Attempt+1, max(time.Until(rt.Due), 0).Round(time.Second))
+					fmt.Fprintf(w, "    %s: attempt %d, next in %s\n", shown(rt.Path), rt.Attempt+1, max(time.Until(rt.Due), 0).Round(time.Second))
 				}
 			}
 		}
@@ -710,7 +711,7 @@ func printStatus(w io.Writer, r statusReport) {
 		if f.ParkedTotal > 0 {
 			fmt.Fprintf(w, "  parked (%d, retried when the file changes):\n", f.ParkedTotal)
 			for _, p := range f.Parked {
-				fmt.Fprintf(w, "    %s: %s\n", p.Path, p.Reason)
+				fmt.Fprintf(w, "    %s: %s\n", shown(p.Path), shown(p.Reason))
 			}
 			if f.ParkedTotal > len(f.Parked) {
 				fmt.Fprintf(w, "    ... and %d more (cfimgsync ls)\n", f.ParkedTotal-len(f.Parked))

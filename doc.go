@@ -14,4 +14,5 @@
 //   - metrics.go: /metrics (Prometheus text format) and /healthz
 //   - manifest.go: the manifest command and manifest_file
 //   - progress.go: the progress bar of sync --once
+//   - shown.go: file names made safe to print for people
 package main

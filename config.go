@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -645,12 +646,15 @@ func readTokenFile(p string, strict bool) (batchapi.Secret, error) {
 		return "", &insecureTokenError{path: p, perm: perm}
 	}
 	// A token is a few dozen bytes; a bound keeps a wrong path (a log file) from being slurped.
-	b := make([]byte, 4096)
-	n, err := f.Read(b)
-	if err != nil && n == 0 {
-		return "", usageError{fmt.Sprintf("api_token_file %s: empty or unreadable", p)}
+	const maxTokenFile = 4096
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", usageError{fmt.Sprintf("api_token_file %s: %v", p, err)}
 	}
-	tok := strings.TrimSpace(string(b[:n]))
+	if len(b) > maxTokenFile {
+		return "", usageError{fmt.Sprintf("api_token_file %s is over %d bytes: is it the right file?", p, maxTokenFile)}
+	}
+	tok := strings.TrimSpace(string(b))
 	if tok == "" || strings.ContainsAny(tok, "\n\r\t ") {
 		return "", usageError{fmt.Sprintf("api_token_file %s must hold just the token on one line", p)}
 	}

@@ -212,6 +212,7 @@ func TestLoadToken(t *testing.T) {
 	groupReadable := writeToken(t, dir, "group", "tok-group", 0o640)
 	worldReadable := writeToken(t, dir, "world", "tok-world", 0o644)
 	twoLines := writeToken(t, dir, "two", "a\nb\n", 0o600)
+	long := writeToken(t, dir, "long", strings.Repeat("x", 5000), 0o600)
 	creds := t.TempDir()
 	writeToken(t, creds, credentialName, "tok-cred\n", 0o644)
 
@@ -228,6 +229,7 @@ func TestLoadToken(t *testing.T) {
 		{"world-readable file refused", worldReadable, nil, "", "mode 0644", true},
 		{"missing file", filepath.Join(dir, "nope"), nil, "", "does not exist", false},
 		{"two lines", twoLines, nil, "", "just the token on one line", false},
+		{"a file too long to be a token", long, nil, "", "over 4096 bytes", false},
 		{"credential before environment", "", map[string]string{"CREDENTIALS_DIRECTORY": creds, "CLOUDFLARE_API_TOKEN": "tok-env"}, "tok-cred", "", false},
 		{"credential directory without the file", "", map[string]string{"CREDENTIALS_DIRECTORY": dir, "CLOUDFLARE_API_TOKEN": "tok-env"}, "tok-env", "", false},
 		{"environment", "", map[string]string{"CLOUDFLARE_API_TOKEN": " tok-env \n"}, "tok-env", "", false},

@@ -211,3 +211,25 @@ func TestIdentityChangeRefused(t *testing.T) {
 		t.Fatalf("message:\n%s", out)
 	}
 }
+
+// TestVerifyThroughDaemon: with the daemon holding the index, verify goes through its
+// socket, and the daemon uploads the lost image again.
+func TestVerifyThroughDaemon(t *testing.T) {
+	srv := newEmulatorEnv(t)
+	base := strings.TrimSuffix(srv.APIURL(), "/client/v4")
+	tmp := t.TempDir()
+	dir, state, cfgPath := filepath.Join(tmp, "images"), filepath.Join(tmp, "state.db"), filepath.Join(tmp, "c.toml")
+	rels := writePNGs(t, dir, "v", 3)
+	writeTestConfig(t, cfgPath, base, state, "", folderSpec{path: dir, name: "images"})
+	startDaemon(t, cfgPath)
+	poll(t, 30*time.Second, func() bool { return len(srv.Emulator.Images()) == 3 }, func() string { return "3 images uploaded" })
+	if err := emulatorClient(t, srv).Delete(context.Background(), rels[2]); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, exitOK, "verify", "--state", state)
+	if !strings.Contains(out, "missing  "+rels[2]) || !strings.Contains(out, "the daemon uploads them again") {
+		t.Fatalf("verify output:\n%s", out)
+	}
+	poll(t, 30*time.Second, func() bool { _, ok := srv.Emulator.Image(rels[2]); return ok }, func() string { return "the image restored" })
+	mustRun(t, exitUsage, "verify", "--state", state, "--folder", "nope")
+}

@@ -14,7 +14,11 @@ import (
 )
 
 func (c cli) reindex(ctx context.Context, args []string) error {
-	off, err := c.offlineSetup("reindex", args, nil)
+	flags, err := c.parseOffline("reindex", args, nil)
+	if err != nil {
+		return err
+	}
+	off, err := c.offlineSetup("reindex", flags)
 	if err != nil {
 		return err
 	}

@@ -6,10 +6,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -28,28 +32,39 @@ type offline struct {
 	folders []folderConfig
 }
 
-// offlineSetup parses the flags shared by verify and reindex (plus those extra adds) and
-// builds the configuration and client, like `sync --once`.
-func (c cli) offlineSetup(name string, args []string, extra func(*flag.FlagSet)) (*offline, error) {
+// offlineFlags are the flags shared by verify and reindex.
+type offlineFlags struct {
+	configPath, folder string
+	o                  syncOptions
+	set                map[string]bool
+}
+
+// parseOffline parses the flags shared by verify and reindex, plus those extra adds.
+func (c cli) parseOffline(name string, args []string, extra func(*flag.FlagSet)) (offlineFlags, error) {
 	fs := newFlagSet(name, c.stderr)
-	configPath := fs.String("config", "", "config file; the flags below override it")
-	var o syncOptions
-	fs.StringVar(&o.dir, "dir", "", "the folder (without --config; its index name is \"default\")")
-	fs.StringVar(&o.state, "state", "", "index file (default: the config's, else $CFIMGSYNC_STATE or the XDG state dir)")
-	fs.StringVar(&o.prefix, "prefix", "", "prefix of every image ID, as synced")
-	folder := fs.String("folder", "", "only this folder of the config (default: all)")
+	var f offlineFlags
+	fs.StringVar(&f.configPath, "config", "", "config file; the flags below override it")
+	fs.StringVar(&f.o.dir, "dir", "", "the folder (without --config; its index name is \"default\")")
+	fs.StringVar(&f.o.state, "state", "", "index file (default: the config's, else $CFIMGSYNC_STATE or the XDG state dir)")
+	fs.StringVar(&f.o.prefix, "prefix", "", "prefix of every image ID, as synced")
+	fs.StringVar(&f.folder, "folder", "", "only this folder of the config (default: all)")
 	if extra != nil {
 		extra(fs)
 	}
 	if err := parseFlags(fs, args); err != nil {
-		return nil, err
+		return f, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if o.dir == "" && *configPath == "" {
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	return f, nil
+}
+
+// offlineSetup builds the configuration and client, like `sync --once`.
+func (c cli) offlineSetup(name string, f offlineFlags) (*offline, error) {
+	if f.o.dir == "" && f.configPath == "" {
 		return nil, usageError{name + ": --dir or --config is required"}
 	}
-	cfg, err := syncConfig(*configPath, o, set, os.Getenv)
+	cfg, err := syncConfig(f.configPath, f.o, f.set, os.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -69,16 +84,29 @@ func (c cli) offlineSetup(name string, args []string, extra func(*flag.FlagSet))
 	}
 	off := &offline{cfg: cfg, client: client, logger: logger}
 	var names []string
-	for _, f := range cfg.folders {
-		names = append(names, f.name)
-		if *folder == "" || f.name == *folder {
-			off.folders = append(off.folders, f)
+	for _, fc := range cfg.folders {
+		names = append(names, fc.name)
+		if f.folder == "" || fc.name == f.folder {
+			off.folders = append(off.folders, fc)
 		}
 	}
 	if len(off.folders) == 0 {
-		return nil, usageError{fmt.Sprintf("%s: no folder %q in the configuration (folders: %s)", name, *folder, strings.Join(names, ", "))}
+		return nil, usageError{fmt.Sprintf("%s: no folder %q in the configuration (folders: %s)", name, f.folder, strings.Join(names, ", "))}
 	}
 	return off, nil
+}
+
+// statePath is the index these flags name, for asking its daemon.
+func (f offlineFlags) statePath() (string, error) {
+	switch {
+	case f.set["state"]:
+		return f.o.state, nil
+	case f.configPath != "":
+		return statePathFor(f.configPath, "")
+	case f.o.dir != "":
+		return defaultStatePath(), nil
+	}
+	return statePathFor("", "")
 }
 
 // syncer builds the syncer of folder f over st.
@@ -111,9 +139,42 @@ func openIndexExclusive(path, cmd string) (*store.Store, error) {
 
 func (c cli) verify(ctx context.Context, args []string) error {
 	var prune bool
-	off, err := c.offlineSetup("verify", args, func(fs *flag.FlagSet) {
+	flags, err := c.parseOffline("verify", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&prune, "prune", false, "delete orphans: images of ours that no file maps to")
 	})
+	if err != nil {
+		return err
+	}
+	state, err := flags.statePath()
+	if err != nil {
+		return err
+	}
+	results, askErr := verifyViaDaemon(ctx, socketPath(state), flags.folder, prune)
+	var refused *daemonAnswerError
+	switch {
+	case askErr == nil:
+		failed := false
+		for _, r := range results {
+			if r.Error != "" {
+				fmt.Fprintf(c.stdout, "folder %s: %s\n", r.Folder, r.Error)
+				failed = true
+				continue
+			}
+			printVerify(c.stdout, r.Folder, r.report(), prune)
+			if len(r.Missing)+len(r.Mismatched) > 0 {
+				fmt.Fprintln(c.stdout, "the daemon uploads them again now")
+			}
+		}
+		if failed {
+			return errors.New("verify failed for some folders (see above)")
+		}
+		return nil
+	case errors.As(askErr, &refused):
+		return askErr
+	case flags.o.dir == "" && flags.configPath == "":
+		return usageError{fmt.Sprintf("verify: no daemon answered on %s (%v); without one, verify needs --config or --dir", socketPath(state), askErr)}
+	}
+	off, err := c.offlineSetup("verify", flags)
 	if err != nil {
 		return err
 	}
@@ -132,24 +193,7 @@ func (c cli) verify(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("verify folder %s: %w", f.name, err)
 		}
-		fmt.Fprintf(c.stdout, "folder %s: %d images of ours listed; %d missing remotely, %d changed remotely, %d orphans\n",
-			f.name, rep.Listed, len(rep.Missing), len(rep.Mismatched), len(rep.Orphans))
-		for _, p := range rep.Missing {
-			fmt.Fprintf(c.stdout, "missing  %s\n", p)
-		}
-		for _, p := range rep.Mismatched {
-			fmt.Fprintf(c.stdout, "changed  %s\n", p)
-		}
-		for _, o := range rep.Orphans {
-			verb := "orphan "
-			if prune {
-				verb = "pruned "
-			}
-			fmt.Fprintf(c.stdout, "%s  %s (path %q)\n", verb, o.ImageID, o.Path)
-		}
-		if len(rep.Orphans) > 0 && !prune {
-			fmt.Fprintln(c.stdout, "orphans are images of ours that no file maps to; `cfimgsync verify --prune` deletes them")
-		}
+		printVerify(c.stdout, f.name, rep, prune)
 		if len(rep.Missing)+len(rep.Mismatched) == 0 {
 			continue
 		}
@@ -164,4 +208,113 @@ func (c cli) verify(ctx context.Context, args []string) error {
 		return filesFailedError{failed}
 	}
 	return nil
+}
+
+// printVerify writes one folder's verify report.
+func printVerify(w io.Writer, folder string, rep syncer.VerifyReport, prune bool) {
+	fmt.Fprintf(w, "folder %s: %d images of ours listed; %d missing remotely, %d changed remotely, %d orphans\n",
+		folder, rep.Listed, len(rep.Missing), len(rep.Mismatched), len(rep.Orphans))
+	for _, p := range rep.Missing {
+		fmt.Fprintf(w, "missing  %s\n", p)
+	}
+	for _, p := range rep.Mismatched {
+		fmt.Fprintf(w, "changed  %s\n", p)
+	}
+	for _, o := range rep.Orphans {
+		verb := "orphan "
+		if prune {
+			verb = "pruned "
+		}
+		fmt.Fprintf(w, "%s  %s (path %q)\n", verb, o.ImageID, o.Path)
+	}
+	if len(rep.Orphans) > 0 && !prune {
+		fmt.Fprintln(w, "orphans are images of ours that no file maps to; `cfimgsync verify --prune` deletes them")
+	}
+}
+
+// verifyResult is one folder's verify over the socket.
+type verifyResult struct {
+	Folder     string          `json:"folder"`
+	Error      string          `json:"error,omitempty"`
+	Listed     int             `json:"listed"`
+	Missing    []string        `json:"missing,omitempty"`
+	Mismatched []string        `json:"mismatched,omitempty"`
+	Orphans    []syncer.Orphan `json:"orphans,omitempty"`
+	Pruned     int             `json:"pruned"`
+}
+
+func (r verifyResult) report() syncer.VerifyReport {
+	return syncer.VerifyReport{Listed: r.Listed, Missing: r.Missing, Mismatched: r.Mismatched, Orphans: r.Orphans, Pruned: r.Pruned}
+}
+
+// verifyTimeout bounds a verify through the daemon: listing a large account takes a while.
+const verifyTimeout = 30 * time.Minute
+
+// verifyViaDaemon asks the daemon on socket to verify.
+func verifyViaDaemon(ctx context.Context, socket, folder string, prune bool) ([]verifyResult, error) {
+	q := url.Values{"folder": {folder}}
+	if prune {
+		q.Set("prune", "1")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://cfimgsync/verify?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := socketClient(socket, verifyTimeout).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, &daemonAnswerError{status: resp.StatusCode, msg: strings.TrimSpace(string(b))}
+	}
+	var out []verifyResult
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("read the daemon's answer on %s: %w", socket, err)
+	}
+	return out, nil
+}
+
+// handleVerify serves POST /verify on the status socket: each running folder's syncer
+// verifies between two passes.
+func handleVerify(b *board) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		folder, prune := r.URL.Query().Get("folder"), r.URL.Query().Get("prune") == "1"
+		b.mu.Lock()
+		var names []string
+		boards := map[string]*folderBoard{}
+		for _, n := range b.order {
+			if folder == "" || n == folder {
+				names = append(names, n)
+				boards[n] = b.folders[n]
+			}
+		}
+		b.mu.Unlock()
+		if len(names) == 0 {
+			http.Error(w, fmt.Sprintf("verify: the daemon has no folder %q", folder), http.StatusNotFound)
+			return
+		}
+		var out []verifyResult
+		for _, n := range names {
+			res := verifyResult{Folder: n}
+			fb := boards[n]
+			fb.mu.Lock()
+			s := fb.sy
+			fb.mu.Unlock()
+			var rep syncer.VerifyReport
+			err := syncer.ErrNotRunning
+			if s != nil {
+				rep, err = s.VerifyNow(r.Context(), prune)
+			}
+			if err != nil {
+				res.Error = err.Error()
+			} else {
+				res.Listed, res.Missing, res.Mismatched, res.Orphans, res.Pruned = rep.Listed, rep.Missing, rep.Mismatched, rep.Orphans, rep.Pruned
+			}
+			out = append(out, res)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}
 }

@@ -67,7 +67,7 @@ Usage:
   cfimgsync config check [--config FILE]     validate the config, and the token if the API answers
   cfimgsync approve-deletes [--folder NAME] [--config FILE | --state FILE]
                                              let the deletes a delete guard held back happen, once
-  cfimgsync verify [--prune] [--folder NAME] [--config FILE | --dir DIR] [--state FILE]
+  cfimgsync verify [--prune] [--folder NAME] [--config FILE | --dir DIR | --state FILE]
                                              compare our images remotely with the index; re-upload what is missing
   cfimgsync reindex [--folder NAME] [--config FILE | --dir DIR] [--state FILE]
                                              rebuild a lost or damaged index from the remote listing and the folder

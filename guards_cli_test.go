@@ -233,3 +233,31 @@ func TestVerifyThroughDaemon(t *testing.T) {
 	poll(t, 30*time.Second, func() bool { _, ok := srv.Emulator.Image(rels[2]); return ok }, func() string { return "the image restored" })
 	mustRun(t, exitUsage, "verify", "--state", state, "--folder", "nope")
 }
+
+// TestDaemonRefusesADamagedIndex: the service with a damaged index stops with exit code 2,
+// which the unit does not restart, and says to run reindex.
+func TestDaemonRefusesADamagedIndex(t *testing.T) {
+	srv := newEmulatorEnv(t)
+	base := strings.TrimSuffix(srv.APIURL(), "/client/v4")
+	tmp := t.TempDir()
+	dir, state, cfgPath := filepath.Join(tmp, "images"), filepath.Join(tmp, "state.db"), filepath.Join(tmp, "c.toml")
+	writePNGs(t, dir, "d", 1)
+	writeTestConfig(t, cfgPath, base, state, "", folderSpec{path: dir, name: "images"})
+	if err := os.WriteFile(state, bytes.Repeat([]byte{0xff}, 8192), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, exitUsage, "run", "--config", cfgPath)
+	if !strings.Contains(out, "cfimgsync reindex") {
+		t.Fatalf("the error does not name reindex:\n%s", out)
+	}
+	unit, err := os.ReadFile("packaging/cfimgsync.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unit), "RestartPreventExitStatus=2") {
+		t.Fatal("the unit would restart on exit code 2")
+	}
+	if n := srv.Emulator.WriteCalls(); n != 0 {
+		t.Fatalf("%d write calls", n)
+	}
+}

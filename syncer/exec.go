@@ -339,7 +339,7 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 		rec := cur
 		rec.ImageID, rec.SHA256 = "", ""
 		setStat(&rec, op.stat)
-		return s.settleFail(intent, op.Path, failedRecord(rec, classID, err), err, false)
+		return s.settleFail(intent, op.Path, failedRecord(rec, classIDTaken, err), err, false)
 	default:
 		transient := retryable(err)
 		class := classPermanent

@@ -437,3 +437,24 @@ func TestSyncNamesEqualAfterNormalization(t *testing.T) {
 	}
 	e.wantImage(nfc, nfc, pngBytes(1))
 }
+
+// TestSyncNormalizationTwinTakesOverWhenTheHolderGoes: of two names equal after Unicode
+// normalization, the one refused must be published once the one holding the ID is removed,
+// not stay parked behind an image that is deleted.
+func TestSyncNormalizationTwinTakesOverWhenTheHolderGoes(t *testing.T) {
+	e := newEnv(t)
+	nfc, nfd := "caf\u00e9.png", "cafe\u0301.png"
+	e.write(nfc, pngBytes(1))
+	e.syncOnce()
+	e.write(nfd, pngBytes(2))
+	if sum := e.syncOnce(); sum.Failed != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	e.remove(nfc)
+	e.syncOnce()
+	e.syncOnce()
+	e.wantImage(nfc, nfd, pngBytes(2))
+	if sum := e.syncOnce(); sum.Failed != 0 || sum.Unchanged != 1 {
+		t.Fatalf("after the takeover: %+v", sum)
+	}
+}

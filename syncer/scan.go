@@ -75,6 +75,7 @@ type localFile struct {
 const (
 	classPreflight = "preflight" // refused by pre-flight checks; parked until the file changes
 	classID        = "id"        // the path cannot be an image ID; parked
+	classIDTaken   = "id-taken"  // another file of ours holds the same image ID; parked while it does
 	classMetadata  = "metadata"  // metadata does not fit; parked
 	classForeign   = "foreign"   // the ID belongs to an image we do not own; parked
 	classPermanent = "permanent" // the API refused the call; parked
@@ -148,12 +149,14 @@ func (sc scope) contains(rel string) bool {
 
 // scanner reads the local state of a scope.
 type scanner struct {
-	root    string
-	ignore  func(rel string, isDir bool) bool
-	scheme  IDScheme
-	limits  preflight.Limits
-	index   map[string]store.Record
-	workers int
+	root   string
+	ignore func(rel string, isDir bool) bool
+	scheme IDScheme
+	limits preflight.Limits
+	index  map[string]store.Record
+	// idOwners maps image IDs to the synced paths holding them, built on first need.
+	idOwners map[string]string
+	workers  int
 	// onRead is called before each content read (tests count reads through it).
 	onRead func(rel string)
 	event  func(Event)
@@ -328,6 +331,9 @@ func (s *scanner) add(res *scanResult, rel string, fi fs.FileInfo) {
 			switch {
 			case rec.State == store.StateSynced:
 				lf.Status, lf.SHA256 = statusUnchanged, rec.SHA256
+			case rec.State == store.StateFailed && rec.ErrorClass == classIDTaken && !s.idHeldByOther(rel):
+				// The twin that held the ID is gone: this file may have it now. Staying
+				// parked would leave it unpublished for good once the twin's image is deleted.
 			case rec.State == store.StateFailed && parkedClass(rec.ErrorClass):
 				lf.Status, lf.Reason, lf.Class = statusParked, rec.LastError, rec.ErrorClass
 			}
@@ -341,6 +347,29 @@ func (s *scanner) add(res *scanResult, rel string, fi fs.FileInfo) {
 		}
 	}
 	res.Files = append(res.Files, lf)
+}
+
+// idHeldByOther reports whether another synced path in the index holds the image ID that
+// rel maps to (two names equal after Unicode normalization). Under a scheme whose ID follows
+// the content it cannot tell, and says yes: the file stays parked until it changes.
+func (s *scanner) idHeldByOther(rel string) bool {
+	if !s.scheme.StableID() {
+		return true
+	}
+	id, err := s.scheme.ID(rel, "")
+	if err != nil {
+		return true
+	}
+	if s.idOwners == nil {
+		s.idOwners = make(map[string]string)
+		for p, r := range s.index {
+			if r.State == store.StateSynced && r.ImageID != "" {
+				s.idOwners[r.ImageID] = p
+			}
+		}
+	}
+	owner, ok := s.idOwners[id]
+	return ok && owner != rel
 }
 
 func recordStat(r store.Record) fileStat {

@@ -232,9 +232,21 @@ func checkIdentity(m store.Meta, cfg Config, scheme string) error {
 	if len(diffs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %s. If the old setting was right, restore it in the configuration; "+
-		"if the change is intended, run `cfimgsync reindex` for this folder (or give it a new folder name) "+
-		"so the index is rebuilt for the new setting", ErrIdentityChanged, strings.Join(diffs, ", "))
+	reindex := "cfimgsync reindex --folder " + cfg.FolderName
+	var advice []string
+	if m.Root != cfg.Root {
+		advice = append(advice, fmt.Sprintf("if the folder was moved, run `%s` to rebuild its index for the new place "+
+			"(images whose path and content match are kept, nothing is uploaded twice)", reindex))
+	}
+	if was != scheme || m.Prefix != cfg.Prefix {
+		advice = append(advice, fmt.Sprintf("to publish under the new image IDs, run `%s` (every file is uploaded "+
+			"under its new ID; the old images are then orphans, which `cfimgsync verify --prune` deletes)", reindex))
+	}
+	if m.AccountID != cfg.AccountID {
+		advice = append(advice, fmt.Sprintf("to mirror into the other account, run `%s`, or give the folder a new name", reindex))
+	}
+	return fmt.Errorf("%w: %s. If the old setting was right, restore it in the configuration; %s",
+		ErrIdentityChanged, strings.Join(diffs, ", "), strings.Join(advice, "; "))
 }
 
 // checkFolder is the delete-safety check of DESIGN §6, run before every pass: the root

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cfimgsync/cfimgsync/batchapi"
@@ -176,4 +178,40 @@ func TestRunVerifyNow(t *testing.T) {
 		t.Fatalf("%+v, %v", rep, err)
 	}
 	eventually(t, "a.png uploaded again", func() bool { return e.hasContent("a.png", pngBytes(1)) })
+}
+
+// TestMovedFolderReindex: a folder moved elsewhere is refused with what changed and what to
+// run; reindex then adopts its images without uploading anything.
+func TestMovedFolderReindex(t *testing.T) {
+	e := newEnv(t)
+	for i := range 4 {
+		e.write(fmt.Sprintf("m/%d.png", i), pngBytes(i))
+	}
+	e.syncOnce()
+	moved := filepath.Join(filepath.Dir(e.root), "moved")
+	if err := os.Rename(e.root, moved); err != nil {
+		t.Fatal(err)
+	}
+	at := func(c *Config) { c.Root = moved }
+	_, err := e.syncer(at).SyncOnce(context.Background())
+	if !errors.Is(err, ErrIdentityChanged) || !strings.Contains(err.Error(), "root") || !strings.Contains(err.Error(), moved) ||
+		!strings.Contains(err.Error(), "cfimgsync reindex --folder default") || !strings.Contains(err.Error(), "moved") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := e.st.DeleteFolder("default"); err != nil {
+		t.Fatal(err)
+	}
+	writes := e.em.WriteCalls()
+	rep, err := e.syncer(at).Reindex(context.Background())
+	if err != nil || rep.Matched != 4 {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	if sum := e.syncOnce(at); sum.Unchanged != 4 || e.em.WriteCalls() != writes {
+		t.Fatalf("after reindex: %+v, %d writes", sum, e.em.WriteCalls()-writes)
+	}
+	e.root = moved
+	e.remove("m/0.png")
+	if sum := e.syncOnce(at); sum.Deleted != 1 {
+		t.Fatalf("deletes in the moved folder: %+v", sum)
+	}
 }

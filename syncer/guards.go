@@ -144,11 +144,14 @@ func (s *Syncer) noteGuard(p *Plan) error {
 		// The operator approved these deletes; the approval is used up by this pass.
 		return s.updateMeta(func(m *store.Meta) { m.DeletesApproved, m.DeletesBlocked = 0, 0 })
 	case p.Guard == nil && p.full:
-		s.mu.Lock()
-		blocked := s.meta.DeletesBlocked
-		s.mu.Unlock()
-		if blocked != 0 {
-			return s.updateMeta(func(m *store.Meta) { m.DeletesBlocked = 0 })
+		// Nothing is held back any more (the files came back, say): an approval given
+		// meanwhile must not carry over to some later, different mass delete.
+		m, _, err := s.idx.Meta()
+		if err != nil {
+			return err
+		}
+		if m.DeletesBlocked != 0 || m.DeletesApproved != 0 {
+			return s.updateMeta(func(m *store.Meta) { m.DeletesBlocked, m.DeletesApproved = 0, 0 })
 		}
 	}
 	return nil

@@ -465,3 +465,37 @@ func TestSyncReadOnlyRoot(t *testing.T) {
 		t.Fatalf("summary %+v", sum)
 	}
 }
+
+// TestSyncApprovalDoesNotCarryOver: files that come back clear the held-back count and the
+// approval, so a later mass delete needs its own.
+func TestSyncApprovalDoesNotCarryOver(t *testing.T) {
+	e := newEnv(t)
+	for i := range 10 {
+		e.write(fmt.Sprintf("f%d.png", i), pngBytes(i))
+	}
+	e.syncOnce()
+	for i := range 6 {
+		e.remove(fmt.Sprintf("f%d.png", i))
+	}
+	if _, err := e.syncer().SyncOnce(context.Background()); !errors.Is(err, ErrDeleteGuard) {
+		t.Fatalf("err = %v", err)
+	}
+	f := e.st.Folder("default")
+	if n, err := ApproveDeletes(f); err != nil || n != 6 {
+		t.Fatalf("%d, %v", n, err)
+	}
+	// Not what the operator thought: the files are restored before the next pass.
+	for i := range 6 {
+		e.write(fmt.Sprintf("f%d.png", i), pngBytes(i))
+	}
+	e.syncOnce()
+	if m, _, _ := f.Meta(); m.DeletesApproved != 0 || m.DeletesBlocked != 0 {
+		t.Fatalf("meta %+v", m)
+	}
+	for i := 4; i < 10; i++ {
+		e.remove(fmt.Sprintf("f%d.png", i))
+	}
+	if _, err := e.syncer().SyncOnce(context.Background()); !errors.Is(err, ErrDeleteGuard) || e.imageCount() != 10 {
+		t.Fatalf("err = %v, %d images", err, e.imageCount())
+	}
+}

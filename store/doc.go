@@ -11,6 +11,8 @@
 //	  <folder name>      meta → JSON-encoded Meta
 //	    files            <relative path> → encoded Record (the path is the key, not repeated)
 //	    intents          <big-endian uint64 id> → encoded Intent
+//	    gone             <relative path> → big-endian unix ns the file was first missed
+//	                     (delete_mode "delay"; removed with the path's record)
 //
 // Records and intents use a compact binary encoding: a version byte, then fields as varints and
 // length-prefixed strings; a lowercase hex SHA-256 is stored as its 32 raw bytes. A typical

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -79,11 +80,16 @@ func chaosSeed(t *testing.T, scheme string, seed uint64, tot *chaosTotals) {
 	rng := rand.New(rand.NewPCG(seed, uint64(len(scheme))))
 	m := &model{t: t, e: e, rng: rng, next: 1000}
 	client := faultCountingClient(t, e, tot)
-	mod := func(c *Config) {
-		c.MaxDelete, c.IDScheme = 1000, scheme
-		if os.Getenv("CFIMGSYNC_CHAOS_LOG") != "" {
-			c.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The syncers' log is kept and shown only if the seed fails.
+	var logBuf syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logBuf, nil))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the seed:\n%s", logBuf.String())
 		}
+	})
+	mod := func(c *Config) {
+		c.MaxDelete, c.IDScheme, c.Logger = 1000, scheme, logger
 	}
 
 	rounds := 3 + rng.IntN(4)
@@ -101,6 +107,8 @@ func chaosSeed(t *testing.T, scheme string, seed uint64, tot *chaosTotals) {
 		}
 		// Errors are expected; the state must stay recoverable. A crashed Syncer is
 		// dropped as it is.
+		logger.Info("chaos: pass", "crash_at", cr.at)
+		m.logFiles(logger)
 		e.syncerWith(cr, mod).SyncOnce(ctx)
 		cancel()
 		tot.passes.Add(1)
@@ -367,4 +375,31 @@ func mirrorMismatch(e *env, m *model, schemeName string) string {
 		}
 	}
 	return ""
+}
+
+// logFiles logs the folder's files and their hashes, so a failing seed's log shows what
+// each pass saw.
+func (m *model) logFiles(l *slog.Logger) {
+	for _, rel := range m.files() {
+		b, _ := os.ReadFile(m.e.abs(rel))
+		l.Info("chaos: file", "path", rel, "sha", sha(b)[:8])
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -261,3 +261,38 @@ func TestDaemonRefusesADamagedIndex(t *testing.T) {
 		t.Fatalf("%d write calls", n)
 	}
 }
+
+// TestDeleteDelayFromConfig: delete_mode = "delay" keeps a removed file's image, and the
+// dry run and status say so.
+func TestDeleteDelayFromConfig(t *testing.T) {
+	srv := newEmulatorEnv(t)
+	base := strings.TrimSuffix(srv.APIURL(), "/client/v4")
+	tmp := t.TempDir()
+	dir, state, cfgPath := filepath.Join(tmp, "images"), filepath.Join(tmp, "state.db"), filepath.Join(tmp, "c.toml")
+	rels := writePNGs(t, dir, "k", 3)
+	writeTestConfig(t, cfgPath, base, state, "", folderSpec{path: dir, name: "images"})
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, "delete_mode = \"delay\"\ndelete_delay = \"2h\"\n"...)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, exitOK, "sync", "--config", cfgPath, "--once")
+	if err := os.Remove(filepath.Join(dir, rels[0])); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, exitOK, "sync", "--config", cfgPath, "--dry-run")
+	if !strings.Contains(out, "delayed  "+rels[0]) {
+		t.Fatalf("dry run:\n%s", out)
+	}
+	mustRun(t, exitOK, "sync", "--config", cfgPath, "--once")
+	if _, ok := srv.Emulator.Image(rels[0]); !ok || srv.Emulator.Calls()[emulator.RouteDelete] != 0 {
+		t.Fatal("deleted before delete_delay")
+	}
+	out = mustRun(t, exitOK, "status", "--state", state)
+	if !strings.Contains(out, "deletes delayed: 1") {
+		t.Fatalf("status:\n%s", out)
+	}
+}

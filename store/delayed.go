@@ -141,3 +141,9 @@ func (f *Folder) deleteGone(tx *bolt.Tx, path string) error {
 	}
 	return b.Delete([]byte(path))
 }
+
+// Reset removes everything the folder holds: records, intents, gone marks and meta, in one
+// transaction (reindex replaces a folder's index this way).
+func (f *Folder) Reset() error {
+	return f.s.DeleteFolder(f.name)
+}

@@ -110,3 +110,32 @@ func TestGoneMarks(t *testing.T) {
 		t.Fatalf("unwritten folder: %v, %v", got, err)
 	}
 }
+
+func TestFolderReset(t *testing.T) {
+	s := openTest(t)
+	f, other := s.Folder("f"), s.Folder("g")
+	mustPut(t, f, sampleRecord("a.jpg"))
+	mustPut(t, other, sampleRecord("b.jpg"))
+	if err := f.SetMeta(Meta{Root: "/r"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.AddIntent(Intent{Op: OpUpload, Path: "a.jpg"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.MarkGone([]string{"a.jpg"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := f.Len()
+	_, ok, _ := f.Meta()
+	ins, _ := f.Intents()
+	gone, _ := f.Gone()
+	if n != 0 || ok || len(ins) != 0 || len(gone) != 0 {
+		t.Fatalf("after Reset: %d records, meta %v, %d intents, %d marks", n, ok, len(ins), len(gone))
+	}
+	if n, _ := other.Len(); n != 1 {
+		t.Fatalf("another folder lost its records: %d", n)
+	}
+}

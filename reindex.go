@@ -39,10 +39,6 @@ func (c cli) reindex(ctx context.Context, args []string) error {
 	defer st.Close()
 	failed := 0
 	for _, f := range off.folders {
-		// Whatever the folder's index holds is replaced.
-		if err := st.DeleteFolder(f.name); err != nil {
-			return err
-		}
 		s, err := off.syncer(f, st)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -164,25 +165,19 @@ type ReindexReport struct {
 	Duplicates int
 }
 
-// ErrIndexNotEmpty is returned by Reindex for a folder whose index has records or a meta.
-var ErrIndexNotEmpty = errors.New("the folder's index is not empty")
-
-// Reindex rebuilds a lost folder index from the remote listing (by owner tag) and the
-// folder: every file is read and hashed, and a file whose path and hash match one of our
-// images (and, under a scheme of custom IDs, whose ID matches too) becomes a synced record
-// of it. Nothing is uploaded or deleted: a normal pass afterwards uploads what is missing.
-// The folder's index must be empty (the caller removes it first).
+// Reindex rebuilds a folder's index from the remote listing (by owner tag) and the folder:
+// every file is read and hashed, and a file whose path and hash match one of our images
+// (and, under a scheme of custom IDs, whose ID matches too) becomes a synced record of it.
+// Nothing is uploaded or deleted: a normal pass afterwards uploads what is missing. Whatever
+// the folder's index held is replaced, but only once the listing and the folder have been
+// read: a failure before leaves it as it was. Call it on a Syncer that has not run a pass.
 func (s *Syncer) Reindex(ctx context.Context) (ReindexReport, error) {
 	var rep ReindexReport
-	if _, ok, err := s.idx.Meta(); err != nil {
-		return rep, err
-	} else if n, err := s.idx.Len(); err != nil {
-		return rep, err
-	} else if ok || n > 0 {
-		return rep, fmt.Errorf("reindex folder %s: %w", s.cfg.FolderName, ErrIndexNotEmpty)
-	}
-	if err := s.prepare(false); err != nil {
-		return rep, err
+	root := s.cfg.Root
+	if fi, err := os.Stat(root); err != nil {
+		return rep, fmt.Errorf("%w: root %s: %w", ErrFolderUnavailable, root, err)
+	} else if !fi.IsDir() {
+		return rep, fmt.Errorf("%w: root %s is not a directory", ErrFolderUnavailable, root)
 	}
 	listed, err := s.listOwnByID(ctx)
 	if err != nil {
@@ -254,7 +249,11 @@ func (s *Syncer) Reindex(ctx context.Context) (ReindexReport, error) {
 	}
 	slices.SortFunc(rep.Orphans, func(a, b Orphan) int { return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.ImageID, b.ImageID)) })
 
-	// Records first, then the meta: an index with a meta is a finished one.
+	// Everything is read: now the old index goes. Records first, then the meta: an index
+	// with a meta is a finished one.
+	if err := s.idx.Reset(); err != nil {
+		return rep, fmt.Errorf("clear the folder's index: %w", err)
+	}
 	if err := s.idx.PutMany(recs); err != nil {
 		return rep, fmt.Errorf("write rebuilt index: %w", err)
 	}

@@ -129,8 +129,26 @@ func TestReindex(t *testing.T) {
 	if err != nil || sum.Uploaded != 1 || sum.Replaced+sum.Updated+sum.Deleted != 0 || sum.Unchanged != n-1 || s2.reads.Load() != 1 {
 		t.Fatalf("pass after reindex: %+v, %d reads, %v", sum, s2.reads.Load(), err)
 	}
-	if _, err := s2.Reindex(context.Background()); !errors.Is(err, ErrIndexNotEmpty) {
-		t.Fatalf("reindex over an index: %v", err)
+	// Over an index that is there, reindex replaces it, again without writing remotely.
+	writes = e.em.WriteCalls()
+	s3, err := New(e.config(func(c *Config) { c.StaticMetadata = map[string]any{"site": "a"} }), f, e.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s3.Reindex(context.Background()); err != nil || rep.Matched != n || len(rep.Orphans) != 1 || e.em.WriteCalls() != writes {
+		t.Fatalf("reindex over an index: %+v, %v", rep, err)
+	}
+	if l, _ := f.Len(); l != n {
+		t.Fatalf("%d records", l)
+	}
+	// A missing root leaves the index alone.
+	gone := func(c *Config) { c.Root = filepath.Join(t.TempDir(), "nope") }
+	s4, _ := New(e.config(gone), f, e.client)
+	if _, err := s4.Reindex(context.Background()); !errors.Is(err, ErrFolderUnavailable) {
+		t.Fatalf("missing root: %v", err)
+	}
+	if l, _ := f.Len(); l != n {
+		t.Fatalf("%d records after a failed reindex", l)
 	}
 }
 
@@ -197,9 +215,6 @@ func TestMovedFolderReindex(t *testing.T) {
 	if !errors.Is(err, ErrIdentityChanged) || !strings.Contains(err.Error(), "root") || !strings.Contains(err.Error(), moved) ||
 		!strings.Contains(err.Error(), "cfimgsync reindex --folder default") || !strings.Contains(err.Error(), "moved") {
 		t.Fatalf("err = %v", err)
-	}
-	if err := e.st.DeleteFolder("default"); err != nil {
-		t.Fatal(err)
 	}
 	writes := e.em.WriteCalls()
 	rep, err := e.syncer(at).Reindex(context.Background())

@@ -99,9 +99,11 @@ func (dp deletePolicy) apply(p *Plan) {
 			op.OldPath, op.OldImageID = "", ""
 		}
 		p.Ops = append(p.Ops, extra...)
-		p.Ops = slices.DeleteFunc(p.Ops, func(op Op) bool {
+		kept := p.Ops[:0]
+		for _, op := range p.Ops {
 			if op.Kind != OpDelete || op.keepRecord {
-				return false
+				kept = append(kept, op)
+				continue
 			}
 			since, marked := dp.gone[op.Path]
 			if !marked {
@@ -111,11 +113,12 @@ func (dp deletePolicy) apply(p *Plan) {
 			if due := since.Add(dp.delay); dp.now.Before(due) {
 				p.Delayed = append(p.Delayed, DelayedDelete{Path: op.Path, ImageID: op.ImageID, Gone: since, Due: due})
 				p.Deletes--
-				return true
+				continue
 			}
 			op.Reason += fmt.Sprintf(" (gone since %s, delete_delay passed)", since.UTC().Format(time.RFC3339))
-			return false
-		})
+			kept = append(kept, op)
+		}
+		p.Ops = kept
 		slices.SortStableFunc(p.Ops, func(a, b Op) int {
 			return cmp.Or(cmp.Compare(opOrder(a.Kind), opOrder(b.Kind)), cmp.Compare(a.Path, b.Path))
 		})

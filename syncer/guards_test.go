@@ -52,7 +52,11 @@ func TestDeletePolicy(t *testing.T) {
 	kinds := func(ops []Op) string {
 		var s []string
 		for _, op := range ops {
-			s = append(s, string(op.Kind)+" "+op.Path)
+			k := string(op.Kind) + " " + op.Path
+			if strings.Contains(op.Reason, "delete_delay") {
+				k += strings.TrimPrefix(op.Reason, "file removed")
+			}
+			s = append(s, k)
 		}
 		return strings.Join(s, ", ")
 	}
@@ -83,7 +87,7 @@ func TestDeletePolicy(t *testing.T) {
 		{
 			name: "delay lets an old miss through",
 			dp:   deletePolicy{now: now, delay: time.Hour, gone: map[string]time.Time{"a.png": now.Add(-time.Hour)}},
-			ops:  []Op{del("a.png")}, wantOps: "delete a.png", wantDeletes: 1,
+			ops:  []Op{del("a.png")}, wantOps: "delete a.png (gone since 2026-12-03T11:00:00Z, delete_delay passed)", wantDeletes: 1,
 		},
 		{
 			name: "a file back is unmarked",

@@ -268,8 +268,9 @@ func (d *daemon) runFolders(ctx context.Context, cfg *config, client *batchapi.C
 		fb := d.board.folder(f.name)
 		sc.Logger = d.logger // the syncer adds the folder's name itself
 		var print func(syncer.Event)
+		var syn *syncer.Syncer
 		if d.stdout != nil {
-			print = progressPrinter(d.stdout)
+			print = progressPrinter(d.stdout, func() *syncer.Syncer { return syn })
 		}
 		sc.Progress = func(ev syncer.Event) {
 			fb.event(ev)
@@ -288,6 +289,7 @@ func (d *daemon) runFolders(ctx context.Context, cfg *config, client *batchapi.C
 			return usageError{fmt.Sprintf("folder %s: %v", f.name, err)}
 		}
 		fb.setSyncer(s)
+		syn = s
 		wopts := watcher.Options{Settle: f.settle, Ignore: sc.Ignore, Logger: d.logger.With("folder", f.name)}
 		raw, hints := make(chan watcher.Batch, 16), make(chan watcher.Batch, 16)
 		fb.setKick(func() {

@@ -52,10 +52,11 @@ func TestApproveDeletesWithoutDaemon(t *testing.T) {
 		t.Fatalf("guard: %d delete calls\n%s", srv.Emulator.Calls()[emulator.RouteDelete], out)
 	}
 	r, err := statusFromDaemonOrIndex(context.Background(), state)
-	if f, ok := folderOf(r, "default"); err != nil || !ok || f.DeletesBlocked != 6 {
+	name := deriveFolderName(dir) // what --dir calls the folder in the index
+	if f, ok := folderOf(r, name); err != nil || !ok || f.DeletesBlocked != 6 {
 		t.Fatalf("status: %+v, %v", r, err)
 	}
-	out = mustRun(t, exitOK, "approve-deletes", "--state", state, "--folder", "default")
+	out = mustRun(t, exitOK, "approve-deletes", "--state", state, "--folder", name)
 	if !strings.Contains(out, "6 deletes approved") {
 		t.Fatalf("approve output:\n%s", out)
 	}

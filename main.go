@@ -249,6 +249,13 @@ func (c cli) sync(ctx context.Context, args []string) error {
 		logger = newLogger(cfg.logFormat, c.stderr)
 	}
 	if !o.once && !o.dryRun {
+		if set["dir"] {
+			// A folder named on the command line that is not there is a typo, not a disk
+			// about to be mounted (the service, run from a config file, waits for that).
+			if err := checkFolder(o.dir); err != nil {
+				return err
+			}
+		}
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
@@ -274,6 +281,18 @@ func (c cli) sync(ctx context.Context, args []string) error {
 	return c.syncFolders(ctx, cfg, client, logger, o.dryRun)
 }
 
+// checkFolder refuses a folder that does not exist or is not a directory (exit code 4).
+func checkFolder(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", syncer.ErrFolderUnavailable, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", syncer.ErrFolderUnavailable, dir)
+	}
+	return nil
+}
+
 // syncConfig builds sync's configuration: the file if given, else the flags and the
 // environment; flags given on the command line override the file.
 func syncConfig(configPath string, o syncOptions, set map[string]bool, getenv func(string) string) (*config, error) {
@@ -296,7 +315,9 @@ func syncConfig(configPath string, o syncOptions, set map[string]bool, getenv fu
 		if err != nil {
 			return nil, usageError{fmt.Sprintf("sync: --dir: %v", err)}
 		}
-		cfg.folders = []folderConfig{{name: "default", path: root, idScheme: "path",
+		// The same name a config file's [[folder]] with this path gets, so moving from
+		// flags to a config file keeps the index and the owner tag.
+		cfg.folders = []folderConfig{{name: deriveFolderName(root), path: root, idScheme: "path",
 			deleteMode: syncer.DeleteMirror, settle: defaultSettle, rescanInterval: defaultRescan}}
 	}
 	for i := range cfg.folders {
@@ -333,6 +354,7 @@ func (c cli) syncFolders(ctx context.Context, cfg *config, client *batchapi.Clie
 	defer st.Close()
 	var firstErr error
 	failed := 0
+	var cur *syncer.Syncer // the folder being synced, for the progress lines' URLs
 	for _, f := range cfg.folders {
 		sc, err := f.syncerConfig(cfg)
 		if err != nil {
@@ -344,9 +366,10 @@ func (c cli) syncFolders(ctx context.Context, cfg *config, client *batchapi.Clie
 		case isTerminal(c.stdout):
 			sc.Progress = newProgressBar(c.stdout).event
 		default:
-			sc.Progress = progressPrinter(c.stdout)
+			sc.Progress = progressPrinter(c.stdout, func() *syncer.Syncer { return cur })
 		}
 		s, err := syncer.New(sc, st.Folder(f.name), client)
+		cur = s
 		if err != nil {
 			return usageError{err.Error()}
 		}
@@ -364,7 +387,7 @@ func (c cli) syncFolders(ctx context.Context, cfg *config, client *batchapi.Clie
 			continue
 		}
 		sum, err := s.SyncOnce(ctx)
-		printSummary(c.stdout, sum)
+		printSummary(c.stdout, sum, err)
 		failed += sum.Failed
 		if err != nil {
 			if ctx.Err() != nil || batchapi.IsAuth(err) {
@@ -421,14 +444,16 @@ func (c cli) mirror(ctx context.Context, client *batchapi.Client, account string
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	s, err := syncer.New(syncer.Config{
-		Root:      root,
-		Prefix:    o.prefix,
-		AccountID: account,
-		Ignore:    matcher,
-		Logger:    logger,
-		Progress:  progressPrinter(stdout),
-	}, st.Folder("default"), client)
+	var s *syncer.Syncer
+	s, err = syncer.New(syncer.Config{
+		FolderName: deriveFolderName(root),
+		Root:       root,
+		Prefix:     o.prefix,
+		AccountID:  account,
+		Ignore:     matcher,
+		Logger:     logger,
+		Progress:   progressPrinter(stdout, func() *syncer.Syncer { return s }),
+	}, st.Folder(deriveFolderName(root)), client)
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -442,7 +467,7 @@ func (c cli) mirror(ctx context.Context, client *batchapi.Client, account string
 	}
 	if o.once {
 		sum, err := s.SyncOnce(ctx)
-		printSummary(stdout, sum)
+		printSummary(stdout, sum, err)
 		if err != nil {
 			return err
 		}
@@ -470,21 +495,42 @@ func (c cli) mirror(ctx context.Context, client *batchapi.Client, account string
 	return err
 }
 
-// progressPrinter writes one plain line per finished operation.
-func progressPrinter(w io.Writer) func(syncer.Event) {
+// progressPrinter writes one plain line per finished operation; an upload names the URL
+// the image is served at, once the syncer knows the account's delivery base.
+func progressPrinter(w io.Writer, syn func() *syncer.Syncer) func(syncer.Event) {
 	return func(ev syncer.Event) {
 		switch ev.Kind {
-		case "upload", "replace", "delete":
+		case syncer.EventUpload, syncer.EventReplace:
+			if s := syn(); s != nil && s.DeliveryBase() != "" {
+				fmt.Fprintf(w, "%-8s %s  %s\n", ev.Kind, shown(ev.Path), syncer.DeliveryURL(s.DeliveryBase(), ev.ImageID, "public"))
+				return
+			}
 			fmt.Fprintf(w, "%-8s %s\n", ev.Kind, shown(ev.Path))
-		case "skip", "fail":
-			fmt.Fprintf(w, "%-8s %s: %s\n", ev.Kind, shown(ev.Path), shownErr(ev.Err))
+		case syncer.EventUpdate, syncer.EventDelete:
+			fmt.Fprintf(w, "%-8s %s\n", ev.Kind, shown(ev.Path))
+		case syncer.EventSkip, syncer.EventFail:
+			fmt.Fprintf(w, "%-8s %s: %s\n", ev.Kind, shown(ev.Path), shown(reasonOf(ev)))
 		}
 	}
 }
 
-func printSummary(w io.Writer, s syncer.Summary) {
-	fmt.Fprintf(w, "done: %d uploaded, %d replaced, %d deleted, %d unchanged, %d skipped, %d failed\n",
-		s.Uploaded, s.Replaced, s.Deleted, s.Unchanged, s.Skipped, s.Failed)
+// reasonOf is an event's error without the path it starts with: the line names it already.
+func reasonOf(ev syncer.Event) string {
+	if ev.Err == nil {
+		return ""
+	}
+	return strings.TrimPrefix(ev.Err.Error(), ev.Path+": ")
+}
+
+// printSummary ends a pass. A pass that stopped early (err) says so instead of "done", so
+// the counts are not read as a finished mirror.
+func printSummary(w io.Writer, s syncer.Summary, err error) {
+	head := "done"
+	if err != nil {
+		head = "stopped early"
+	}
+	fmt.Fprintf(w, "%s: %d uploaded, %d replaced, %d updated, %d deleted, %d unchanged, %d skipped, %d failed\n",
+		head, s.Uploaded, s.Replaced, s.Updated, s.Deleted, s.Unchanged, s.Skipped, s.Failed)
 }
 
 // printPlan writes the dry run: one line per operation, then what is left alone and why.
@@ -668,16 +714,7 @@ func (c cli) demo(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "emulator listening on %s\nmirroring %s\n", base, o.dir)
-	err = c.mirror(ctx, client, emulatorAccountID, o)
-	if o.once {
-		st, oerr := store.Open(o.state, store.Options{Timeout: time.Second, ReadOnly: true})
-		if oerr == nil {
-			fmt.Fprintln(stdout, "\ndelivery URLs (open them in a browser while the demo runs):")
-			_ = listIndex(stdout, st.Folder("default"), false)
-			st.Close()
-		}
-	}
-	return err
+	return c.mirror(ctx, client, emulatorAccountID, o)
 }
 
 // seedSamples creates dir with the embedded sample images if it does not exist yet, so a

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -204,6 +205,10 @@ func TestExitCodes(t *testing.T) {
 			newEmulatorEnv(t)
 			return []string{"sync", "--dir", filepath.Join(t.TempDir(), "nope"), "--once", "--state", filepath.Join(t.TempDir(), "s.db")}
 		}, exitFolder},
+		{"watching a missing folder", func(t *testing.T) []string {
+			newEmulatorEnv(t)
+			return []string{"sync", "--dir", filepath.Join(t.TempDir(), "typo"), "--state", filepath.Join(t.TempDir(), "s.db")}
+		}, exitFolder},
 		{"version", func(t *testing.T) []string { return []string{"version"} }, exitOK},
 	}
 	for _, tt := range tests {
@@ -347,3 +352,30 @@ func (s *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// TestDirThenConfigKeepsTheIndex: a folder first synced with --dir, then through a config
+// file naming the same path, is the same folder: nothing is uploaded again and nothing is
+// taken for someone else's image.
+func TestDirThenConfigKeepsTheIndex(t *testing.T) {
+	srv := newEmulatorEnv(t)
+	tmp := t.TempDir()
+	dir, state, cfgPath := filepath.Join(tmp, "images"), filepath.Join(tmp, "state.db"), filepath.Join(tmp, "c.toml")
+	copyTree(t, "testdata/sample", dir)
+	if code, out, errOut := runCLI(t, "sync", "--dir", dir, "--once", "--state", state); code != exitOK {
+		t.Fatalf("--dir: exit %d\n%s\n%s", code, out, errOut)
+	}
+	srv.Emulator.ResetCalls()
+	base := strings.TrimSuffix(srv.APIURL(), "/client/v4")
+	doc := fmt.Sprintf("account_id = %q\napi_url = %q\nbatch_url = %q\nstate = %q\n[[folder]]\npath = %q\n",
+		emulatorAccountID, base+"/client/v4", base, state, dir) // no name: derived from the path
+	if err := os.WriteFile(cfgPath, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "sync", "--config", cfgPath, "--once")
+	if code != exitOK {
+		t.Fatalf("--config: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if w := srv.Emulator.WriteCalls(); w != 0 {
+		t.Errorf("the config run made %d write calls over an unchanged folder\n%s", w, out)
+	}
+}

@@ -61,7 +61,7 @@ func (c cli) reindex(ctx context.Context, args []string) error {
 			return err
 		}
 		sum, err := s.SyncOnce(ctx)
-		printSummary(c.stdout, sum)
+		printSummary(c.stdout, sum, err)
 		failed += sum.Failed
 		if err != nil {
 			return fmt.Errorf("folder %s: %w", f.name, err)

@@ -53,7 +53,8 @@ func TestSyncOnceWithConfig(t *testing.T) {
 		t.Errorf("--state not applied: %v", err)
 	}
 	code, out, _ = runCLI(t, "ls", "--state", state2, "--json")
-	if code != exitOK || !strings.Contains(out, `"folder":"default"`) || strings.Count(out, "\n") != 1 {
+	// --dir names the folder as a config's [[folder]] with that path would be named.
+	if code != exitOK || !strings.Contains(out, `"folder":"`+deriveFolderName(c)+`"`) || strings.Count(out, "\n") != 1 {
 		t.Errorf("ls of the --dir index: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "ls", "--state", state, "--folder", "b")

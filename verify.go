@@ -198,7 +198,7 @@ func (c cli) verify(ctx context.Context, args []string) error {
 			continue
 		}
 		sum, err := s.SyncOnce(ctx)
-		printSummary(c.stdout, sum)
+		printSummary(c.stdout, sum, err)
 		failed += sum.Failed
 		if err != nil {
 			return fmt.Errorf("folder %s: %w", f.name, err)

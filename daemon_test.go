@@ -287,6 +287,16 @@ func TestRunningDaemonStatusMetricsManifest(t *testing.T) {
 		t.Errorf("/healthz %d", resp.StatusCode)
 	}
 
+	// ls through the daemon (it holds the index lock), as text and as JSON lines.
+	code, out, errOut = runCLI(t, "ls", "--state", state)
+	if code != exitOK || strings.Count(out, "synced ") != len(rels) || !strings.Contains(out, "notes.jpg") {
+		t.Errorf("ls while the daemon runs: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "ls", "--state", state, "--json", "--folder", "site")
+	if code != exitOK || strings.Count(out, `"folder":"site"`) != len(rels)+1 {
+		t.Errorf("ls --json while the daemon runs: exit %d\n%s", code, out)
+	}
+
 	// The manifest through the daemon (it holds the index lock).
 	code, out, errOut = runCLI(t, "manifest", "--state", state, "--format", "json")
 	if code != exitOK {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -115,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "sync":
 		err = c.sync(ctx, rest)
 	case "ls":
-		err = c.ls(rest)
+		err = c.ls(ctx, rest)
 	case "run":
 		err = c.runCmd(ctx, rest)
 	case "service":
@@ -571,7 +572,7 @@ func printPlan(w io.Writer, p syncer.Plan) error {
 	return nil
 }
 
-func (c cli) ls(args []string) error {
+func (c cli) ls(ctx context.Context, args []string) error {
 	fs := newFlagSet("ls", c.stderr)
 	configPath := fs.String("config", "", "config file (its state setting names the index)")
 	state := fs.String("state", "", "index file (default: as for status)")
@@ -584,24 +585,55 @@ func (c cli) ls(args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openIndexReadOnly(path, errors.New("ls reads the index directly; stop the daemon or use status and manifest"))
+	// A running daemon holds the index's lock: ask it over its socket first.
+	resp, askErr := askDaemon(ctx, socketPath(path), "/ls?folder="+url.QueryEscape(*folder))
+	if askErr == nil {
+		defer resp.Body.Close()
+		return printLsLines(c.stdout, resp.Body, *asJSON)
+	}
+	st, err := openIndexReadOnly(path, askErr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	return listFolders(c.stdout, st, *folder, *asJSON)
+}
+
+// listFolders lists every folder of the index, or only the one named.
+func listFolders(w io.Writer, st *store.Store, only string, asJSON bool) error {
 	names, err := st.Folders()
 	if err != nil {
 		return fmt.Errorf("read index: %w", err)
 	}
 	for _, n := range names {
-		if *folder != "" && n != *folder {
+		if only != "" && n != only {
 			continue
 		}
-		if err := listIndex(c.stdout, st.Folder(n), *asJSON); err != nil {
+		if err := listIndex(w, st.Folder(n), asJSON); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// printLsLines prints the daemon's JSON lines as they are, or as ls's text lines.
+func printLsLines(w io.Writer, r io.Reader, asJSON bool) error {
+	if asJSON {
+		_, err := io.Copy(w, r)
+		return err
+	}
+	dec := json.NewDecoder(r)
+	for {
+		var e lsEntry
+		if err := dec.Decode(&e); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("read the daemon's answer: %w", err)
+		}
+		if err := printLsEntry(w, e); err != nil {
+			return err
+		}
+	}
 }
 
 // lsEntry is one line of `cfimgsync ls --json`; its field names are a stable interface.
@@ -630,16 +662,21 @@ func listIndex(w io.Writer, f *store.Folder, asJSON bool) error {
 		if asJSON {
 			return enc.Encode(e)
 		}
-		url := ""
-		if len(e.URLs) > 0 {
-			url = e.URLs[0]
-		}
-		if e.Error != "" {
-			url = e.Error
-		}
-		_, err := fmt.Fprintf(w, "%-7s %s\t%s\n", e.State, shown(e.Path), shown(url))
-		return err
+		return printLsEntry(w, e)
 	})
+}
+
+// printLsEntry is one line of ls's text output: state, path, and the URL or the reason.
+func printLsEntry(w io.Writer, e lsEntry) error {
+	detail := ""
+	if len(e.URLs) > 0 {
+		detail = e.URLs[0]
+	}
+	if e.Error != "" {
+		detail = e.Error
+	}
+	_, err := fmt.Fprintf(w, "%-7s %s\t%s\n", e.State, shown(e.Path), shown(detail))
+	return err
 }
 
 func (c cli) emulator(ctx context.Context, args []string) error {

@@ -468,6 +468,12 @@ func listenStatus(path string, b *board, st *store.Store, logger *slog.Logger) (
 	})
 	mux.HandleFunc("POST /approve-deletes", handleApprove(b, st))
 	mux.HandleFunc("POST /verify", handleVerify(b))
+	mux.HandleFunc("GET /ls", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		if err := listFolders(w, st, r.URL.Query().Get("folder"), true); err != nil {
+			logger.Warn("ls over the status socket", "err", err)
+		}
+	})
 	mux.HandleFunc("GET /manifest", func(w http.ResponseWriter, r *http.Request) {
 		format := r.URL.Query().Get("format")
 		ents, err := manifestEntries(st, r.URL.Query().Get("folder"))

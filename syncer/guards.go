@@ -141,6 +141,9 @@ func (dp deletePolicy) apply(p *Plan) {
 // a full pass the guard let through, that nothing is blocked any more.
 func (s *Syncer) noteGuard(p *Plan) error {
 	switch {
+	case errors.Is(p.Guard, ErrDeleteGuard) && !p.full:
+		// A narrowed pass adds to what waits; it does not replace the full count.
+		return s.updateMeta(func(m *store.Meta) { m.DeletesBlocked += p.Deletes })
 	case errors.Is(p.Guard, ErrDeleteGuard):
 		return s.updateMeta(func(m *store.Meta) { m.DeletesBlocked = p.Deletes })
 	case p.Guard == nil && p.Deletes > p.DeleteLimit:

@@ -503,3 +503,49 @@ func TestSyncApprovalDoesNotCarryOver(t *testing.T) {
 		t.Fatalf("err = %v, %d images", err, e.imageCount())
 	}
 }
+
+// TestGuardHoldsLaterHintPassesWhileDeletesWait: once a mass delete waits for approval, a
+// later pass narrowed by watcher hints must not delete either, however few files it covers:
+// a wipe arriving in pieces would otherwise trickle through the guard.
+func TestGuardHoldsLaterHintPassesWhileDeletesWait(t *testing.T) {
+	e := newEnv(t)
+	for i := range 10 {
+		e.write(fmt.Sprintf("a/f%d.png", i), pngBytes(700+i))
+	}
+	hints := make(chan watcher.Batch)
+	r := startRun(t, e, hints)
+	eventually(t, "the initial upload", func() bool { return e.imageCount() == 10 })
+	e.em.ResetCalls()
+
+	hint := func(paths ...string) {
+		before := r.passes.Load()
+		hints <- watcher.Batch{Paths: paths}
+		eventually(t, "the hinted pass", func() bool { return r.passes.Load() > before })
+	}
+	var gone []string
+	for i := range 6 { // 6 of 10: over the limit of 5
+		e.remove(fmt.Sprintf("a/f%d.png", i))
+		gone = append(gone, fmt.Sprintf("a/f%d.png", i))
+	}
+	hint(gone...)
+	e.remove("a/f6.png") // one more: alone it would be under the limit
+	hint("a/f6.png")
+	if n := e.em.Calls()[emulator.RouteDelete]; n != 0 {
+		t.Fatalf("%d delete calls while a mass delete waits for approval", n)
+	}
+	if e.imageCount() != 10 {
+		t.Fatalf("%d images left, want 10", e.imageCount())
+	}
+	m, _, err := e.st.Folder("default").Meta()
+	if err != nil || m.DeletesBlocked != 7 {
+		t.Fatalf("DeletesBlocked = %d (%v), want 7", m.DeletesBlocked, err)
+	}
+
+	// Approved, the next full pass deletes exactly those.
+	if n, err := ApproveDeletes(e.st.Folder("default")); err != nil || n != 7 {
+		t.Fatalf("ApproveDeletes = %d, %v", n, err)
+	}
+	before := r.passes.Load()
+	hints <- watcher.Batch{Rescan: true}
+	eventually(t, "the approved deletes", func() bool { return r.passes.Load() > before && e.imageCount() == 3 })
+}

@@ -138,8 +138,29 @@ func (s *Syncer) plan(ctx context.Context, sc scope, dry bool) (Plan, error) {
 			return Plan{}, err
 		}
 		p.Guard = checkDeleteGuard(p.Deletes, p.DeleteLimit, approved)
+		if p.Guard == nil && !sc.all {
+			if p.Guard, err = s.heldDeletesPending(p.Deletes, approved); err != nil {
+				return Plan{}, err
+			}
+		}
 	}
 	return p, nil
+}
+
+// heldDeletesPending keeps a pass narrowed by watcher hints from deleting while a mass
+// delete waits for approval. Each such pass alone may be under the limit, so without this
+// a wipe that arrives in pieces (rm -rf over NFS, rsync --delete) would trickle through
+// the guard one batch at a time. A full pass decides afresh: it sees the whole picture.
+func (s *Syncer) heldDeletesPending(n, approved int) (error, error) {
+	m, _, err := s.idx.Meta()
+	if err != nil {
+		return nil, err
+	}
+	if m.DeletesBlocked == 0 || approved >= m.DeletesBlocked+n {
+		return nil, nil
+	}
+	return fmt.Errorf("%w: %d deletes already wait for approval, so these %d wait with them; nothing was deleted. "+
+		"If the files were removed on purpose, run `cfimgsync approve-deletes`", ErrDeleteGuard, m.DeletesBlocked, n), nil
 }
 
 // metadataDrift reports whether the folder's images carry other static metadata or another

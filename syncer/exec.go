@@ -293,7 +293,7 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 	}
 
 	var retire uint64
-	if op.Kind == OpReplace && op.OldImageID != "" {
+	if op.Kind == OpReplace && op.OldImageID != "" && op.OldImageID != op.ImageID {
 		// Journal the old image's end before the new upload: after a crash between the two
 		// calls nothing else would remember that the old image is to be deleted.
 		if retire, err = s.idx.AddIntent(store.Intent{Op: opRetire, Path: op.Path, ImageID: op.OldImageID, SHA256: op.rec.SHA256}); err != nil {
@@ -315,6 +315,26 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 	img, err := s.remote.Upload(ctx, req)
 	if batchapi.IsAlreadyExists(err) {
 		img, err = s.settleConflict(ctx, op, req)
+	}
+	if err != nil && op.ImageID != "" && !s.scheme.StableID() && batchapi.IsTransient(err) {
+		// The client retries a custom-ID upload, so a transient failure may follow an
+		// attempt that was stored and whose answer was lost. Under the path scheme the next
+		// upload meets it under the same ID; under versioned, a file renamed or changed
+		// before then would leave it to nobody. So look now.
+		got, gerr := s.remote.Get(ctx, op.ImageID)
+		switch {
+		case gerr == nil && s.isOwner(got) && metaString(got.Meta, metaSHA256) == op.SHA256:
+			img, err = got, nil
+		case gerr == nil || batchapi.IsNotFound(gerr):
+		default:
+			// Still unknown: the failure is recorded and the intent stays for recovery.
+			rec := cur
+			setStat(&rec, op.stat)
+			if perr := s.idx.Put(failedRecord(rec, classTransient, fmt.Errorf("upload: %w", err))); perr != nil {
+				return outcome{fatal: perr}
+			}
+			return outcome{fail: &FileError{Path: op.Path, Reason: reasonFor(err), Err: err}, transient: true}
+		}
 	}
 	switch {
 	case err == nil:

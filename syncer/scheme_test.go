@@ -277,3 +277,29 @@ func TestAutoRecoveryDeletesDuplicatesAndSparesForeign(t *testing.T) {
 		t.Fatalf("%d images (want a.png, x.png and the foreign one), intents %+v", e.imageCount(), e.intents())
 	}
 }
+
+// TestVersionedGivenUpUploadThatLanded: the first attempt is stored but its answer lost,
+// and every retry fails until the client gives up. The image exists all the same: the
+// syncer looks it up instead of recording a failure, so a rename right after leaves no
+// orphan behind.
+func TestVersionedGivenUpUploadThatLanded(t *testing.T) {
+	e := newEnv(t)
+	b := pngBytes(1)
+	e.write("a.png", b)
+	e.em.DropResponses("upload", 1)
+	e.em.FailNext("upload", 7, 503) // with the dropped one, all 8 attempts of the client
+	sum := e.syncOnce(versioned)
+	id := versionedID(t, "a.png", b)
+	if rec, _ := e.record("a.png"); sum.Failed != 0 || rec.ImageID != id || rec.State != store.StateSynced {
+		t.Fatalf("summary %+v, record %+v", sum, rec)
+	}
+	if err := os.Rename(e.abs("a.png"), e.abs("b.png")); err != nil {
+		t.Fatal(err)
+	}
+	e.syncOnce(versioned)
+	e.wantNoImage(id)
+	e.wantImage(versionedID(t, "b.png", b), "b.png", b)
+	if e.imageCount() != 1 || len(e.intents()) != 0 {
+		t.Fatalf("%d images, intents %+v", e.imageCount(), e.intents())
+	}
+}

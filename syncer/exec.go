@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -316,11 +317,11 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 	if batchapi.IsAlreadyExists(err) {
 		img, err = s.settleConflict(ctx, op, req)
 	}
-	if err != nil && op.ImageID != "" && !s.scheme.StableID() && batchapi.IsTransient(err) {
+	if err != nil && op.ImageID != "" && batchapi.IsTransient(err) && !refusedUnread(err) {
 		// The client retries a custom-ID upload, so a transient failure may follow an
-		// attempt that was stored and whose answer was lost. Under the path scheme the next
-		// upload meets it under the same ID; under versioned, a file renamed or changed
-		// before then would leave it to nobody. So look now.
+		// attempt that was stored and whose answer was lost. Recorded as a failure, that
+		// image would belong to nobody if the file were removed or renamed before the next
+		// attempt (and under versioned, changed). So look now.
 		got, gerr := s.remote.Get(ctx, op.ImageID)
 		switch {
 		case gerr == nil && s.isOwner(got) && metaString(got.Meta, metaSHA256) == op.SHA256:
@@ -419,6 +420,16 @@ func (s *Syncer) publish(ctx context.Context, op Op) outcome {
 		}
 	}
 	return o
+}
+
+// refusedUnread reports whether err is an answer that turns a request away before it is
+// processed (429 rate limited, 503 unavailable): the last attempt stored nothing, and a
+// lookup would add a call while the API asks for fewer. (An earlier attempt could have
+// landed with its answer lost and every retry then refused; that rare case is left to
+// the next upload of the file, which meets the image as "already exists".)
+func refusedUnread(err error) bool {
+	var ae *batchapi.APIError
+	return errors.As(err, &ae) && (ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode == http.StatusServiceUnavailable)
 }
 
 // idTakenError refuses a file whose image ID is already used by another file of ours.

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -109,25 +108,9 @@ func approveInIndex(st *store.Store, folder string) ([]approval, error) {
 
 // approveViaDaemon asks the daemon on socket to approve.
 func approveViaDaemon(ctx context.Context, socket, folder string) ([]approval, error) {
-	c := socketClient(socket, 5*time.Second)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://cfimgsync/approve-deletes?folder="+url.QueryEscape(folder), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, &daemonAnswerError{status: resp.StatusCode, msg: strings.TrimSpace(string(b))}
-	}
 	var out []approval
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("read the daemon's answer on %s: %w", socket, err)
-	}
-	return out, nil
+	err := postDaemon(ctx, socket, "/approve-deletes?folder="+url.QueryEscape(folder), 5*time.Second, &out)
+	return out, err
 }
 
 // handleApprove serves POST /approve-deletes on the status socket: the approval goes into

@@ -543,6 +543,28 @@ func askDaemon(ctx context.Context, socket, path string) (*http.Response, error)
 	return resp, nil
 }
 
+// postDaemon asks the daemon on socket to act (POST path) and decodes its JSON answer
+// into out. A refusal comes back as *daemonAnswerError.
+func postDaemon(ctx context.Context, socket, path string, timeout time.Duration, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://cfimgsync"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := socketClient(socket, timeout).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return &daemonAnswerError{status: resp.StatusCode, msg: strings.TrimSpace(string(b))}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("read the daemon's answer on %s: %w", socket, err)
+	}
+	return nil
+}
+
 // daemonAnswerError is a refusal from a daemon that did answer: falling back to the index
 // would only meet its lock.
 type daemonAnswerError struct {

@@ -256,24 +256,9 @@ func verifyViaDaemon(ctx context.Context, socket, folder string, prune bool) ([]
 	if prune {
 		q.Set("prune", "1")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://cfimgsync/verify?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := socketClient(socket, verifyTimeout).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, &daemonAnswerError{status: resp.StatusCode, msg: strings.TrimSpace(string(b))}
-	}
 	var out []verifyResult
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("read the daemon's answer on %s: %w", socket, err)
-	}
-	return out, nil
+	err := postDaemon(ctx, socket, "/verify?"+q.Encode(), verifyTimeout, &out)
+	return out, err
 }
 
 // handleVerify serves POST /verify on the status socket: each running folder's syncer

@@ -303,3 +303,37 @@ func TestVersionedGivenUpUploadThatLanded(t *testing.T) {
 		t.Fatalf("%d images, intents %+v", e.imageCount(), e.intents())
 	}
 }
+
+func TestMakePlanAutoScheme(t *testing.T) {
+	indexed := func(p, id, sum string) store.Record {
+		return store.Record{Path: p, ImageID: id, SHA256: sum, State: store.StateSynced}
+	}
+	tests := []struct {
+		name  string
+		files []localFile
+		index map[string]store.Record
+		drift bool
+		want  []string
+	}{
+		{"new file", []localFile{read("a.png", sumA)}, nil, false,
+			[]string{"upload a.png id=", "unchanged=0 deletes=0"}},
+		{"same content, stat moved", []localFile{read("a.png", sumA)}, map[string]store.Record{"a.png": indexed("a.png", "gen-1", sumA)}, false,
+			[]string{"put a.png state=synced class= id=gen-1", "unchanged=1 deletes=0"}},
+		{"changed: upload new, then delete old", []localFile{read("a.png", sumB)}, map[string]store.Record{"a.png": indexed("a.png", "gen-1", sumA)}, false,
+			[]string{"replace a.png id= old=:gen-1", "unchanged=0 deletes=0"}},
+		{"renamed: patch the same image", []localFile{read("b.png", sumA)}, map[string]store.Record{"a.png": indexed("a.png", "gen-1", sumA)}, false,
+			[]string{"move b.png id=gen-1 old=a.png:gen-1", "unchanged=0 deletes=0"}},
+		{"metadata drift patches the recorded image", []localFile{read("a.png", sumA)}, map[string]store.Record{"a.png": indexed("a.png", "gen-1", sumA)}, true,
+			[]string{"update a.png id=gen-1", "unchanged=0 deletes=0"}},
+		{"removed", nil, map[string]store.Record{"a.png": indexed("a.png", "gen-1", sumA)}, false,
+			[]string{"delete a.png id=gen-1", "unchanged=0 deletes=1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := makePlan(planInput{scheme: autoScheme{}, files: tt.files, index: tt.index, metadataChanged: tt.drift})
+			if got := planText(p); !slices.Equal(got, tt.want) {
+				t.Errorf("plan %q; want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -26,8 +26,8 @@ const chaosSeeds = 4
 
 // chaosTotals counts what the randomized test did, for its log line and docs/reliability.md.
 type chaosTotals struct {
-	seeds, fileOps, passes, crashes, faults, listings atomic.Int64
-	byFault                                           sync.Map // kind → *atomic.Int64
+	seeds, fileOps, passes, crashes, faults, listings, daemons atomic.Int64
+	byFault                                                    sync.Map // kind → *atomic.Int64
 }
 
 func (c *chaosTotals) fault(kind string) {
@@ -71,8 +71,8 @@ func TestChaos(t *testing.T) {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v.(*atomic.Int64).Load()))
 		return true
 	})
-	t.Logf("chaos: %d seeds (3 ID schemes), %d file operations, %d passes, %d faults answered (%v), %d crashes, %d listings",
-		tot.seeds.Load(), tot.fileOps.Load(), tot.passes.Load(), tot.faults.Load(), kinds, tot.crashes.Load(), tot.listings.Load())
+	t.Logf("chaos: %d seeds (3 ID schemes), %d file operations, %d passes (%d by the daemon loop), %d faults answered (%v), %d crashes, %d listings",
+		tot.seeds.Load(), tot.fileOps.Load(), tot.passes.Load(), tot.daemons.Load(), tot.faults.Load(), kinds, tot.crashes.Load(), tot.listings.Load())
 }
 
 func chaosSeed(t *testing.T, scheme string, seed uint64, tot *chaosTotals) {
@@ -107,9 +107,17 @@ func chaosSeed(t *testing.T, scheme string, seed uint64, tot *chaosTotals) {
 		}
 		// Errors are expected; the state must stay recoverable. A crashed Syncer is
 		// dropped as it is.
-		logger.Info("chaos: pass", "crash_at", cr.at)
+		daemon := rng.IntN(3) == 0
+		logger.Info("chaos: pass", "crash_at", cr.at, "daemon", daemon)
 		m.logFiles(logger)
-		e.syncerWith(cr, mod).SyncOnce(ctx)
+		if daemon {
+			// The daemon loop in-process: stopped after its first pass, or dead at the
+			// crash, and then dropped like the one-shot Syncer.
+			runUntilFirstPass(ctx, e.syncerWith(cr, mod), cancel)
+			tot.daemons.Add(1)
+		} else {
+			e.syncerWith(cr, mod).SyncOnce(ctx)
+		}
 		cancel()
 		tot.passes.Add(1)
 		if cr.crashed.Load() {
@@ -127,6 +135,30 @@ func chaosSeed(t *testing.T, scheme string, seed uint64, tot *chaosTotals) {
 		t.Fatal(diff)
 	}
 	tot.seeds.Add(1)
+}
+
+// runUntilFirstPass runs s's daemon loop until its first pass ends or ctx ends (a crash
+// cancels it), then stops it and waits for Run to return.
+func runUntilFirstPass(ctx context.Context, s *Syncer, cancel context.CancelFunc) {
+	passed := make(chan struct{}, 1)
+	s.cfg.Progress = func(ev Event) {
+		if ev.Kind == EventDone {
+			select {
+			case passed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx, nil) }()
+	select {
+	case <-passed:
+	case <-ctx.Done():
+	case <-ran:
+		return
+	}
+	cancel()
+	<-ran
 }
 
 // injectFaults arms a random mix of the emulator's faults for the next pass.

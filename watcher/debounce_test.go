@@ -78,11 +78,11 @@ func TestDebounceSettle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := startLoop(t, 100)
 		l.touch("a.jpg")
-		time.Sleep(testSettle - time.Millisecond)
+		advance(testSettle - time.Millisecond)
 		l.wantNothing("before settle")
-		time.Sleep(time.Millisecond)
+		advance(time.Millisecond)
 		l.want("at settle", Batch{Paths: []string{"a.jpg"}})
-		time.Sleep(time.Minute)
+		advance(time.Minute)
 		l.wantNothing("after hand-on")
 	})
 }
@@ -94,13 +94,13 @@ func TestDebounceCoalescesWrites(t *testing.T) {
 		// A file written slowly in chunks: each write pushes its due time.
 		for range 10 {
 			l.touch("big.jpg")
-			time.Sleep(testSettle / 4)
+			advance(testSettle / 4)
 		}
 		l.touch("big.jpg") // last chunk
 		lastWrite := time.Now()
-		time.Sleep(testSettle - time.Millisecond)
+		advance(testSettle - time.Millisecond)
 		l.wantNothing("before the last write settled")
-		time.Sleep(time.Millisecond)
+		advance(time.Millisecond)
 		l.want("once settled", Batch{Paths: []string{"big.jpg"}})
 		if got := lastWrite.Sub(start) + testSettle; got >= testMaxWait {
 			t.Fatalf("test is wrong: writes span %v, reaching MaxWait", got)
@@ -117,7 +117,7 @@ func TestDebounceMaxWait(t *testing.T) {
 		// A file that never settles is handed on every MaxWait.
 		for time.Since(start) < 3*testMaxWait {
 			l.touch("log.jpg")
-			time.Sleep(testSettle / 2)
+			advance(testSettle / 2)
 			if b, ok := l.batch(); ok {
 				if !slices.Equal(b.Paths, []string{"log.jpg"}) || b.Rescan {
 					t.Fatalf("batch %+v", b)
@@ -143,13 +143,13 @@ func TestDebounceSeparateDueTimes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := startLoop(t, 100)
 		l.touch("a.jpg")
-		time.Sleep(testSettle / 2)
+		advance(testSettle / 2)
 		l.touch("b.jpg", "c.jpg", "b.jpg")
-		time.Sleep(testSettle / 2)
+		advance(testSettle / 2)
 		l.want("a due", Batch{Paths: []string{"a.jpg"}})
-		time.Sleep(testSettle/2 - time.Millisecond)
+		advance(testSettle/2 - time.Millisecond)
 		l.wantNothing("b and c not yet due")
-		time.Sleep(time.Millisecond)
+		advance(time.Millisecond)
 		l.want("b and c due", Batch{Paths: []string{"b.jpg", "c.jpg"}})
 	})
 }
@@ -172,9 +172,9 @@ func TestDebounceDirectoryCollapse(t *testing.T) {
 				l := startLoop(t, 100)
 				for _, p := range tt.steps {
 					l.touch(p)
-					time.Sleep(testSettle / 4)
+					advance(testSettle / 4)
 				}
-				time.Sleep(testSettle)
+				advance(testSettle)
 				l.want("settled", Batch{Paths: tt.want})
 			})
 		})
@@ -186,12 +186,12 @@ func TestDebounceChildEventsKeepParentPending(t *testing.T) {
 		l := startLoop(t, 100)
 		l.touch("new")
 		for range 5 { // cp -r filling the new directory
-			time.Sleep(testSettle / 2)
+			advance(testSettle / 2)
 			l.touch("new/f.jpg")
 		}
-		time.Sleep(testSettle - time.Millisecond)
+		advance(testSettle - time.Millisecond)
 		l.wantNothing("subtree not quiet yet")
-		time.Sleep(time.Millisecond)
+		advance(time.Millisecond)
 		l.want("subtree quiet", Batch{Paths: []string{"new"}})
 	})
 }
@@ -202,13 +202,13 @@ func TestDebounceParentInheritsChildMaxWait(t *testing.T) {
 		start := time.Now()
 		for time.Since(start) < testMaxWait-testSettle/2 {
 			l.touch("a/x.jpg") // never settles
-			time.Sleep(testSettle / 2)
+			advance(testSettle / 2)
 		}
 		l.wantNothing("child not settled")
 		l.touch("a") // would be due at start+MaxWait+Settle/2 by its own clock
-		time.Sleep(start.Add(testMaxWait).Sub(time.Now()) - time.Millisecond)
+		advance(start.Add(testMaxWait).Sub(time.Now()) - time.Millisecond)
 		l.wantNothing("before MaxWait")
-		time.Sleep(time.Millisecond)
+		advance(time.Millisecond)
 		l.want("MaxWait of the child", Batch{Paths: []string{"a"}})
 	})
 }
@@ -217,12 +217,12 @@ func TestDebounceSlowConsumer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := startLoop(t, 100)
 		l.touch("a.jpg")
-		time.Sleep(testSettle)
+		advance(testSettle)
 		// Nobody reads: the loop must keep taking events while it holds a due batch.
 		l.touch("b.jpg", "a.jpg", "c/d.jpg")
-		time.Sleep(time.Minute)
+		advance(time.Minute)
 		l.touch("c") // covers c/d.jpg, which is already due
-		time.Sleep(testSettle)
+		advance(testSettle)
 		l.want("late reader", Batch{Paths: []string{"a.jpg", "b.jpg", "c"}})
 		l.wantNothing("everything handed on")
 	})
@@ -235,7 +235,7 @@ func TestDebounceMaxPending(t *testing.T) {
 		for i := range maxPending {
 			l.touch(fmt.Sprintf("f%03d.jpg", i))
 		}
-		time.Sleep(testSettle)
+		advance(testSettle)
 		// maxPending paths are fine; the consumer is not reading, so more accumulate.
 		for i := range maxPending {
 			l.touch(fmt.Sprintf("g%03d.jpg", i))
@@ -244,7 +244,7 @@ func TestDebounceMaxPending(t *testing.T) {
 		l.touch("one-too-many.jpg")
 		l.want("overflow", Batch{Rescan: true})
 		l.touch("after.jpg")
-		time.Sleep(testSettle)
+		advance(testSettle)
 		l.want("back to normal", Batch{Paths: []string{"after.jpg"}})
 	})
 }
@@ -256,7 +256,7 @@ func TestDebounceMaxPendingBeforeDue(t *testing.T) {
 			l.touch(fmt.Sprintf("d/f%d.jpg", i))
 		}
 		l.want("overflow is handed on at once", Batch{Rescan: true})
-		time.Sleep(time.Minute)
+		advance(time.Minute)
 		l.wantNothing("nothing else pending")
 	})
 }
@@ -268,7 +268,7 @@ func TestDebounceRescan(t *testing.T) {
 		l.in <- change{rescan: true}
 		l.touch("b.jpg") // covered by the rescan that is not yet taken
 		l.want("rescan at once", Batch{Rescan: true})
-		time.Sleep(time.Minute)
+		advance(time.Minute)
 		l.wantNothing("the rescan covered a and b")
 		l.in <- change{rescan: true}
 		l.in <- change{rescan: true}
@@ -320,3 +320,7 @@ func BenchmarkAggregatorAdd(b *testing.B) {
 		}
 	}
 }
+
+// advance moves the synctest bubble's fake clock by d: inside a bubble time.Sleep returns
+// once every goroutine is blocked and the clock has jumped, so it orders nothing by chance.
+func advance(d time.Duration) { time.Sleep(d) }

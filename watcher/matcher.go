@@ -10,7 +10,7 @@ import (
 // Matcher decides which paths are ignored: the built-in defaults plus user patterns.
 //
 // Defaults, applied to every component of a path, case-insensitively:
-//   - hidden names, starting with "." (dot directories, rsync's ".name.XXXXXX" temp files,
+//   - hidden names, starting with "." (dot directories, rsync's ".name.a1B2c3" temp files,
 //     ".DS_Store", "._*" AppleDouble files, Emacs ".#*" locks, our own ".cfimgsync-folder");
 //   - editor and download temp files: "*.swp", "*.swx", "*~", "*.tmp", "*.part",
 //     "*.crdownload", "#*#";
@@ -196,7 +196,7 @@ func ignoredByDefault(name string) bool {
 		return false
 	}
 	// Hidden names also cover .DS_Store, ._* (AppleDouble), .#* (Emacs locks), rsync's
-	// .name.XXXXXX and our own .cfimgsync-folder marker.
+	// .name.a1B2c3 and our own .cfimgsync-folder marker.
 	if name[0] == '.' {
 		return true
 	}

@@ -118,7 +118,7 @@ func TestTokensRefreshedAheadOnFakeClock(t *testing.T) {
 		}
 		// One call a second for ten minutes of fake time.
 		for range 600 {
-			time.Sleep(time.Second) // advances the fake clock; nothing to synchronise with
+			advance(time.Second) // advances the fake clock; nothing to synchronise with
 			if _, err := c.Get(t.Context(), "clock.png"); err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func TestPoolPacesAtTheCeiling(t *testing.T) {
 		if _, err := c.Upload(t.Context(), uploadReq(t, "pace.png", 1)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Second) // let the limiters refill: a fresh start for the measurement
+		advance(time.Second) // let the limiters refill: a fresh start for the measurement
 		const n = 800
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -231,3 +231,7 @@ func TestRateLimitPausesTheToken(t *testing.T) {
 		}
 	})
 }
+
+// advance moves the synctest bubble's fake clock by d: inside a bubble time.Sleep returns
+// once every goroutine in it is blocked and the clock has jumped, so nothing is left to chance.
+func advance(d time.Duration) { time.Sleep(d) }

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// The timing rules run in a synctest bubble: time.Sleep there moves a fake clock once every
+// The timing rules run in a synctest bubble: advance (a sleep there) moves a fake clock once every
 // goroutine is blocked, so the tests are exact and take no real time.
 
 const (
@@ -321,6 +321,6 @@ func BenchmarkAggregatorAdd(b *testing.B) {
 	}
 }
 
-// advance moves the synctest bubble's fake clock by d: inside a bubble time.Sleep returns
-// once every goroutine is blocked and the clock has jumped, so it orders nothing by chance.
+// advance moves the synctest bubble's fake clock by d: inside a bubble a sleep returns once
+// every goroutine is blocked and the clock has jumped, so it orders nothing by chance.
 func advance(d time.Duration) { time.Sleep(d) }
